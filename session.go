@@ -1,0 +1,145 @@
+package sessiond
+
+import (
+	"context"
+	"sort"
+	"time"
+)
+
+// Session is one login: the row behind a refresh token.
+type Session struct {
+	ID     string
+	UserID string
+	// RefreshHash is the SHA-256 of the current refresh token's secret part;
+	// the token itself is never stored.
+	RefreshHash []byte
+	// PrevHash is the SHA-256 of the immediately superseded secret (nil until
+	// the first rotation); RotatedAt is when it was superseded. Generation
+	// counts rotations: the current token carries it, see refresh.go.
+	PrevHash   []byte
+	Generation uint64
+	RotatedAt  time.Time
+
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+	ExpiresAt  time.Time // absolute expiry: CreatedAt + session TTL
+	UserAgent  string
+	IP         string
+}
+
+// Policy is the part of the configuration that decides about sessions.
+type Policy struct {
+	MaxSessions int           // live sessions per user
+	SessionTTL  time.Duration // absolute lifetime from login
+	IdleTTL     time.Duration // lifetime since LastUsedAt
+	Rotate      bool          // rotate the refresh token on every refresh
+	ReuseGrace  time.Duration // how long a just-superseded token still works
+}
+
+// DefaultPolicy is DESIGN.md's defaults.
+func DefaultPolicy() Policy {
+	return Policy{MaxSessions: 5, SessionTTL: 720 * time.Hour, IdleTTL: 168 * time.Hour, Rotate: true, ReuseGrace: 10 * time.Second}
+}
+
+// IdleCutoff is the LastUsedAt at or before which a session is idle-expired at now.
+// Stores pass it into queries so that SQL and Live agree to the microsecond.
+func (p Policy) IdleCutoff(now time.Time) time.Time { return now.Add(-p.IdleTTL) }
+
+// Live reports whether s can still be used at now: before its absolute expiry
+// and used within the idle TTL.
+func (s *Session) Live(now time.Time, p Policy) bool {
+	return now.Before(s.ExpiresAt) && s.LastUsedAt.After(p.IdleCutoff(now))
+}
+
+// Deadline is when s expires if it is not used again: the earlier of its
+// absolute and idle expiry.
+func (s *Session) Deadline(p Policy) time.Time {
+	idle := s.LastUsedAt.Add(p.IdleTTL)
+	if idle.Before(s.ExpiresAt) {
+		return idle
+	}
+	return s.ExpiresAt
+}
+
+// lessRecentlyUsed orders sessions for eviction: oldest LastUsedAt first,
+// then oldest CreatedAt, then smallest ID (DESIGN.md invariant 2).
+func lessRecentlyUsed(a, b *Session) bool {
+	if !a.LastUsedAt.Equal(b.LastUsedAt) {
+		return a.LastUsedAt.Before(b.LastUsedAt)
+	}
+	if !a.CreatedAt.Equal(b.CreatedAt) {
+		return a.CreatedAt.Before(b.CreatedAt)
+	}
+	return a.ID < b.ID
+}
+
+// Evictions decides what a login must delete from a user's existing sessions
+// so that, with the new one, at most p.MaxSessions are live: every expired
+// session, then live ones least recently used first. It returns the ids of
+// both groups; stores delete them all in the login's transaction.
+func Evictions(existing []Session, now time.Time, p Policy) (expired, evicted []string) {
+	live := make([]*Session, 0, len(existing))
+	for i := range existing {
+		s := &existing[i]
+		if s.Live(now, p) {
+			live = append(live, s)
+		} else {
+			expired = append(expired, s.ID)
+		}
+	}
+	excess := len(live) - (p.MaxSessions - 1)
+	if excess <= 0 {
+		return expired, nil
+	}
+	sort.Slice(live, func(i, j int) bool { return lessRecentlyUsed(live[i], live[j]) })
+	for _, s := range live[:excess] {
+		evicted = append(evicted, s.ID)
+	}
+	return expired, evicted
+}
+
+// SortMostRecentlyUsed orders sessions for listing: most recently used first.
+func SortMostRecentlyUsed(sessions []Session) {
+	sort.Slice(sessions, func(i, j int) bool { return lessRecentlyUsed(&sessions[j], &sessions[i]) })
+}
+
+// SessionStore persists sessions. Every method that decides on expiry takes
+// now from the caller's clock.
+type SessionStore interface {
+	// CreateSession stores s for s.UserID in one transaction with the user
+	// locked: it deletes the user's expired sessions and evicts live ones
+	// (Evictions) so that with s at most p.MaxSessions are live. It returns
+	// the ids of the evicted live sessions. CodeNotFound if the user is gone.
+	CreateSession(ctx context.Context, s *Session, now time.Time, p Policy) (evicted []string, err error)
+
+	// RefreshSession applies a refresh attempt (see ClassifyRefresh) in one
+	// transaction and returns the session as it now is. On a current token it
+	// stamps LastUsedAt with now and, when p.Rotate, advances the token to
+	// a.NextHash; inside the grace window it stamps LastUsedAt only.
+	// Codes: CodeInvalidRefreshToken, CodeSessionExpired (the session is
+	// deleted), CodeRefreshTokenReused (the session is deleted).
+	RefreshSession(ctx context.Context, a *RefreshAttempt, now time.Time, p Policy) (*Session, error)
+
+	// EndSessionByRefresh deletes the session a refresh token belongs to, as
+	// long as the token is of that session's chain (current, superseded or an
+	// ancestor). CodeInvalidRefreshToken otherwise.
+	EndSessionByRefresh(ctx context.Context, a *RefreshAttempt) error
+
+	// LiveSession returns the user's session id if it is live at now.
+	// CodeNotFound if it does not exist, belongs to another user or expired.
+	LiveSession(ctx context.Context, userID, id string, now time.Time, p Policy) (*Session, error)
+
+	// ListSessions returns the user's live sessions, most recently used first.
+	ListSessions(ctx context.Context, userID string, now time.Time, p Policy) ([]Session, error)
+
+	// DeleteSession deletes the user's session id. CodeNotFound if the user
+	// has no such session.
+	DeleteSession(ctx context.Context, userID, id string) error
+
+	// DeleteUserSessions deletes every session of the user and returns how many.
+	DeleteUserSessions(ctx context.Context, userID string) (int, error)
+
+	// DeleteExpiredSessions deletes at most limit sessions expired at now and
+	// returns how many it deleted.
+	DeleteExpiredSessions(ctx context.Context, now time.Time, p Policy, limit int) (int, error)
+}

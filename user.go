@@ -1,0 +1,24 @@
+package sessiond
+
+import (
+	"context"
+	"time"
+)
+
+// User is an account. PasswordHash is an argon2id PHC string, never the password.
+type User struct {
+	ID           string
+	Email        string
+	PasswordHash string
+	CreatedAt    time.Time
+}
+
+// UserStore persists users.
+type UserStore interface {
+	// CreateUser stores u. CodeEmailTaken if the email is in use.
+	CreateUser(ctx context.Context, u *User) error
+	// UserByEmail returns the user with that (normalized) email. CodeNotFound.
+	UserByEmail(ctx context.Context, email string) (*User, error)
+	// UserByID returns the user with that id. CodeNotFound.
+	UserByID(ctx context.Context, id string) (*User, error)
+}
