@@ -1,12 +1,14 @@
 package storetest
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/sessiond/sessiond"
 )
 
-func testUsers(t *testing.T, open func(t *testing.T) sessiond.Store) {
+func testUsers(t *testing.T, open opener) {
 	t.Run("create and get", func(t *testing.T) {
 		st := open(t)
 		u := newUser(t, st, "alice@example.com")
@@ -21,6 +23,9 @@ func testUsers(t *testing.T, open func(t *testing.T) sessiond.Store) {
 		for _, got := range []*sessiond.User{byEmail, byID} {
 			if *got != *u {
 				t.Errorf("got %+v, want %+v", *got, *u)
+			}
+			if got.CreatedAt.Location() != time.UTC {
+				t.Errorf("CreatedAt location: got %v, want UTC", got.CreatedAt.Location())
 			}
 		}
 	})
@@ -49,10 +54,51 @@ func newUser(t *testing.T, st sessiond.Store, email string) *sessiond.User {
 	return u
 }
 
-// wantCode fails t unless err carries code.
-func wantCode(t *testing.T, err error, code string) {
-	t.Helper()
-	if got := sessiond.ErrorCode(err); got != code {
-		t.Errorf("got code %q (%v), want %q", got, err, code)
+// testErrors proves that a failing database call is reported as unavailable,
+// never as a domain answer: a client told "not found" or "invalid token"
+// would throw its valid token away.
+func testErrors(t *testing.T, open opener) {
+	st := open(t)
+	u := newUser(t, st, "carol@example.com")
+	s, c := newSession(u, t0)
+	create(t, st, s, t0)
+
+	canceled, cancel := context.WithCancel(ctx(t))
+	cancel()
+	p := policy()
+	calls := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"Ping", func(ctx context.Context) error { return st.Ping(ctx) }},
+		{"UserByID", func(ctx context.Context) error { _, err := st.UserByID(ctx, u.ID); return err }},
+		{"UserByEmail", func(ctx context.Context) error { _, err := st.UserByEmail(ctx, u.Email); return err }},
+		{"CreateSession", func(ctx context.Context) error {
+			s2, _ := newSession(u, at(time.Hour))
+			_, err := st.CreateSession(ctx, s2, at(time.Hour), p)
+			return err
+		}},
+		{"RefreshSession", func(ctx context.Context) error {
+			_, err := st.RefreshSession(ctx, c.attempt(0), at(time.Hour), p)
+			return err
+		}},
+		{"EndSessionByRefresh", func(ctx context.Context) error { return st.EndSessionByRefresh(ctx, c.attempt(0)) }},
+		{"LiveSession", func(ctx context.Context) error {
+			_, err := st.LiveSession(ctx, u.ID, s.ID, at(time.Hour), p)
+			return err
+		}},
+		{"ListSessions", func(ctx context.Context) error { _, err := st.ListSessions(ctx, u.ID, at(time.Hour), p); return err }},
+		{"DeleteSession", func(ctx context.Context) error { return st.DeleteSession(ctx, u.ID, s.ID) }},
+		{"ListKeys", func(ctx context.Context) error { _, err := st.ListKeys(ctx); return err }},
 	}
+	mustOK(t, st.Ping(ctx(t)), "Ping")
+	for _, tc := range calls {
+		t.Run(tc.name, func(t *testing.T) {
+			wantCode(t, tc.call(canceled), sessiond.CodeUnavailable)
+		})
+	}
+	// Nothing above may have acted: the session is still there, unchanged.
+	got, err := st.LiveSession(ctx(t), u.ID, s.ID, at(time.Hour), p)
+	mustOK(t, err, "LiveSession")
+	wantSession(t, got, s)
 }
