@@ -1,0 +1,280 @@
+// Package auth holds sessiond's use cases: signup, login under the session
+// cap, refresh with rotation, logout, and authenticating access tokens. It
+// knows neither HTTP nor SQL: it validates input, hashes passwords (package
+// password), mints tokens (package token) and lets a sessiond.Store apply the
+// domain rules in its transactions.
+//
+// Start at Service.Login; the cap itself is sessiond.Evictions.
+package auth
+
+import (
+	"context"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/password"
+	"github.com/sessiond/sessiond/token"
+)
+
+// Password length bounds in Unicode code points (DESIGN.md).
+const (
+	DefaultPasswordMinLength = 12
+	PasswordMaxLength        = 128
+	// maxUserAgent bounds the stored user agent, in bytes.
+	maxUserAgent = 256
+	maxEmail     = 254 // RFC 5321 path limit
+)
+
+// Service implements sessiond.AuthService.
+type Service struct {
+	store     sessiond.Store
+	hasher    *password.Hasher
+	issuer    *token.Issuer
+	verifier  *token.Verifier
+	refresher *token.Refresher
+	clock     sessiond.Clock
+	policy    sessiond.Policy
+	pwMin     int
+	logger    *slog.Logger
+}
+
+// Deps is what a Service is built from.
+type Deps struct {
+	Store     sessiond.Store
+	Hasher    *password.Hasher
+	Issuer    *token.Issuer
+	Verifier  *token.Verifier
+	Refresher *token.Refresher
+	Clock     sessiond.Clock // nil means sessiond.SystemClock
+	Policy    sessiond.Policy
+	// PasswordMinLength is the shortest password Signup accepts (0 means the default).
+	PasswordMinLength int
+	Logger            *slog.Logger
+}
+
+// New returns a Service.
+func New(d Deps) *Service {
+	s := &Service{
+		store: d.Store, hasher: d.Hasher, issuer: d.Issuer, verifier: d.Verifier,
+		refresher: d.Refresher, clock: d.Clock, policy: d.Policy, pwMin: d.PasswordMinLength, logger: d.Logger,
+	}
+	if s.clock == nil {
+		s.clock = sessiond.SystemClock
+	}
+	if s.pwMin == 0 {
+		s.pwMin = DefaultPasswordMinLength
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	return s
+}
+
+var _ sessiond.AuthService = (*Service)(nil)
+
+// now reads the service's one clock at the microsecond the stores keep.
+func (s *Service) now() time.Time { return sessiond.Now(s.clock()) }
+
+// NormalizeEmail trims and lower-cases an email address, as DESIGN.md says
+// signup and login do.
+func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+// validateEmail accepts a bare addr-spec with a dotted domain.
+func validateEmail(email string) error {
+	if email == "" || len(email) > maxEmail {
+		return sessiond.Errorf(sessiond.CodeInvalidEmail, "email must be an address of at most %d characters", maxEmail)
+	}
+	a, err := mail.ParseAddress(email)
+	if err != nil || a.Address != email || a.Name != "" {
+		return sessiond.Errorf(sessiond.CodeInvalidEmail, "email is not a valid address")
+	}
+	domain := email[strings.LastIndexByte(email, '@')+1:]
+	if !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") {
+		return sessiond.Errorf(sessiond.CodeInvalidEmail, "email domain must be a fully qualified name")
+	}
+	return nil
+}
+
+func (s *Service) validatePassword(pw string) error {
+	if !utf8.ValidString(pw) {
+		return sessiond.Errorf(sessiond.CodeWeakPassword, "password must be valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(pw); n < s.pwMin || n > PasswordMaxLength {
+		return sessiond.Errorf(sessiond.CodeWeakPassword, "password must be %d to %d characters long, got %d", s.pwMin, PasswordMaxLength, n)
+	}
+	return nil
+}
+
+// Signup creates a user.
+func (s *Service) Signup(ctx context.Context, email, pw string) (*sessiond.User, error) {
+	email = NormalizeEmail(email)
+	if err := validateEmail(email); err != nil {
+		return nil, err
+	}
+	if err := s.validatePassword(pw); err != nil {
+		return nil, err
+	}
+	hash, err := s.hasher.Hash(ctx, pw)
+	if err != nil {
+		return nil, err
+	}
+	u := &sessiond.User{ID: sessiond.NewID(), Email: email, PasswordHash: hash, CreatedAt: s.now()}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+var errCredentials = sessiond.Errorf(sessiond.CodeInvalidCredentials, "email or password is incorrect")
+
+// Login checks the password and creates a session; the store evicts the
+// least recently used sessions beyond the cap in the same transaction.
+func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.ClientInfo) (*sessiond.Tokens, error) {
+	email = NormalizeEmail(email)
+	u, err := s.store.UserByEmail(ctx, email)
+	switch {
+	case sessiond.ErrorCode(err) == sessiond.CodeNotFound:
+		// Same hashing work as a wrong password, so timing does not tell
+		// which emails have accounts.
+		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
+			return nil, err
+		}
+		return nil, errCredentials
+	case err != nil:
+		return nil, err
+	}
+	ok, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errCredentials
+	}
+
+	now := s.now()
+	sess := &sessiond.Session{
+		ID:         sessiond.NewID(),
+		UserID:     u.ID,
+		CreatedAt:  now,
+		LastUsedAt: now,
+		ExpiresAt:  now.Add(s.policy.SessionTTL),
+		UserAgent:  truncateUTF8(c.UserAgent, maxUserAgent),
+		IP:         c.IP,
+	}
+	rt, hash, err := s.refresher.Mint(sess.ID)
+	if err != nil {
+		return nil, err
+	}
+	sess.RefreshHash = hash
+	evicted, err := s.store.CreateSession(ctx, sess, now, s.policy)
+	if err != nil {
+		return nil, err
+	}
+	if len(evicted) > 0 {
+		s.logger.LogAttrs(ctx, slog.LevelInfo, "sessions evicted at login",
+			slog.String("user_id", u.ID), slog.Any("evicted", evicted))
+	}
+	return s.tokens(sess, rt, now)
+}
+
+// Refresh trades a refresh token for a new access token, and with rotation
+// on, the session's next refresh token.
+func (s *Service) Refresh(ctx context.Context, rt string) (*sessiond.Tokens, error) {
+	a, next, err := s.refresher.Attempt(rt)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	sess, err := s.store.RefreshSession(ctx, a, now, s.policy)
+	if err != nil {
+		if code := sessiond.ErrorCode(err); code == sessiond.CodeRefreshTokenReused {
+			s.logger.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse: session ended",
+				slog.String("session_id", a.SessionID), slog.Uint64("generation", a.Generation))
+		}
+		return nil, err
+	}
+	// The session now holds either the presented generation (rotation off)
+	// or the one after it (rotated now, or by a twin inside the grace
+	// window): in both cases that token is the one to hand back.
+	out := rt
+	if sess.Generation != a.Generation {
+		out = next
+	}
+	return s.tokens(sess, out, now)
+}
+
+func (s *Service) tokens(sess *sessiond.Session, rt string, now time.Time) (*sessiond.Tokens, error) {
+	at, exp, err := s.issuer.Sign(sess.UserID, sess.ID, now)
+	if err != nil {
+		return nil, err
+	}
+	return &sessiond.Tokens{
+		IssuedAt:         now,
+		AccessToken:      at,
+		AccessExpiresAt:  exp,
+		RefreshToken:     rt,
+		RefreshExpiresAt: sess.Deadline(s.policy),
+		SessionID:        sess.ID,
+	}, nil
+}
+
+// LogoutRefresh ends the session a refresh token belongs to.
+func (s *Service) LogoutRefresh(ctx context.Context, rt string) error {
+	a, _, err := s.refresher.Attempt(rt)
+	if err != nil {
+		return err
+	}
+	return s.store.EndSessionByRefresh(ctx, a)
+}
+
+// Authenticate verifies an access token offline, then checks that its
+// session is still live, so a logged-out or evicted session is refused at once.
+func (s *Service) Authenticate(ctx context.Context, at string) (*sessiond.Principal, error) {
+	c, err := s.verifier.Verify(at)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.store.LiveSession(ctx, c.Subject, c.SessionID, s.now(), s.policy); err != nil {
+		if sessiond.ErrorCode(err) == sessiond.CodeNotFound {
+			return nil, sessiond.Errorf(sessiond.CodeInvalidToken, "the session of this token has ended")
+		}
+		return nil, err
+	}
+	return &sessiond.Principal{UserID: c.Subject, SessionID: c.SessionID, ExpiresAt: c.ExpiresAt}, nil
+}
+
+// Logout ends the principal's session.
+func (s *Service) Logout(ctx context.Context, p *sessiond.Principal) error {
+	err := s.store.DeleteSession(ctx, p.UserID, p.SessionID)
+	if sessiond.ErrorCode(err) == sessiond.CodeNotFound {
+		// Ended concurrently: the caller's wish holds either way.
+		return nil
+	}
+	return err
+}
+
+// Me returns the principal's user.
+func (s *Service) Me(ctx context.Context, p *sessiond.Principal) (*sessiond.User, error) {
+	u, err := s.store.UserByID(ctx, p.UserID)
+	if sessiond.ErrorCode(err) == sessiond.CodeNotFound {
+		return nil, sessiond.Errorf(sessiond.CodeInvalidToken, "the user of this token no longer exists")
+	}
+	return u, err
+}
+
+// truncateUTF8 makes s valid UTF-8 and cuts it to at most n bytes without
+// splitting a character.
+func truncateUTF8(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/sessiond/sessiond"
+)
+
+// Config is the whole configuration of `sessiond serve` (DESIGN.md
+// "Configuration"): DefaultConfig, overridden by SESSIOND_* variables, then
+// by flags; Validate names the first bad setting.
+type Config struct {
+	Addr              string
+	DatabaseURL       string
+	Policy            sessiond.Policy
+	AccessTTL         time.Duration
+	Issuer            string
+	Audience          string
+	LoginMaxFailures  int
+	LoginWindow       time.Duration
+	PasswordMinLength int
+	DBTimeout         time.Duration
+	ShutdownTimeout   time.Duration
+	KeyReload         time.Duration
+}
+
+// DefaultConfig is DESIGN.md's defaults.
+func DefaultConfig() Config {
+	return Config{
+		Addr:              "127.0.0.1:8080",
+		DatabaseURL:       "sqlite:sessiond.db",
+		Policy:            sessiond.DefaultPolicy(),
+		AccessTTL:         15 * time.Minute,
+		Audience:          "sessiond",
+		LoginMaxFailures:  10,
+		LoginWindow:       15 * time.Minute,
+		PasswordMinLength: 12,
+		DBTimeout:         5 * time.Second,
+		ShutdownTimeout:   15 * time.Second,
+		KeyReload:         30 * time.Second,
+	}
+}
+
+// flags binds c's fields to fs. Each flag's environment variable is
+// SESSIOND_ followed by its name upper-cased with '-' as '_'.
+func (c *Config) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address `host:port`")
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "`sqlite:PATH` (embedded) or postgres://...")
+	fs.IntVar(&c.Policy.MaxSessions, "max-sessions", c.Policy.MaxSessions, "live sessions per user; the least recently used is evicted beyond it")
+	fs.DurationVar(&c.AccessTTL, "access-ttl", c.AccessTTL, "access token lifetime")
+	fs.DurationVar(&c.Policy.SessionTTL, "session-ttl", c.Policy.SessionTTL, "absolute session lifetime")
+	fs.DurationVar(&c.Policy.IdleTTL, "idle-ttl", c.Policy.IdleTTL, "session lifetime since its last use")
+	fs.BoolVar(&c.Policy.Rotate, "rotate-refresh", c.Policy.Rotate, "rotate the refresh token on every refresh")
+	fs.DurationVar(&c.Policy.ReuseGrace, "reuse-grace", c.Policy.ReuseGrace, "how long a just-superseded refresh token still works")
+	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "iss claim (default http:// + listen address)")
+	fs.StringVar(&c.Audience, "audience", c.Audience, "aud claim")
+	fs.IntVar(&c.LoginMaxFailures, "login-max-failures", c.LoginMaxFailures, "failed logins per email (and per IP) per window before 429")
+	fs.DurationVar(&c.LoginWindow, "login-window", c.LoginWindow, "window of login-max-failures")
+	fs.IntVar(&c.PasswordMinLength, "password-min-length", c.PasswordMinLength, "shortest password accepted at signup (8-64)")
+	fs.DurationVar(&c.DBTimeout, "db-timeout", c.DBTimeout, "deadline of every database call")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a shutdown waits for in-flight requests")
+	fs.DurationVar(&c.KeyReload, "key-reload", c.KeyReload, "how often signing keys are re-read from the database")
+}
+
+// envName is the environment variable of a flag.
+func envName(flagName string) string {
+	return "SESSIOND_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig reads the environment, then args, into a validated Config.
+func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, error) {
+	c := DefaultConfig()
+	c.flags(fs)
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil {
+			return
+		}
+		name := envName(f.Name)
+		if v := getenv(name); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %v", name, v, unwrapFlagErr(e))
+			}
+		}
+	})
+	if err != nil {
+		return c, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.Issuer == "" {
+		c.Issuer = "http://" + c.Addr
+	}
+	return c, c.Validate()
+}
+
+// unwrapFlagErr drops the flag package's wording around a parse error.
+func unwrapFlagErr(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		return u
+	}
+	return err
+}
+
+// Validate returns an error naming the first bad setting.
+func (c *Config) Validate() error {
+	bad := func(flagName string, format string, args ...any) error {
+		return fmt.Errorf("%s (-%s): %s", envName(flagName), flagName, fmt.Sprintf(format, args...))
+	}
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
+		return bad("addr", "%q is not host:port", c.Addr)
+	}
+	if _, _, err := splitDatabaseURL(c.DatabaseURL); err != nil {
+		return bad("database-url", "%v", err)
+	}
+	switch p := c.Policy; {
+	case p.MaxSessions < 1 || p.MaxSessions > 1000:
+		return bad("max-sessions", "%d is not between 1 and 1000", p.MaxSessions)
+	case p.SessionTTL < time.Minute:
+		return bad("session-ttl", "%v is shorter than 1m", p.SessionTTL)
+	case p.IdleTTL < time.Minute:
+		return bad("idle-ttl", "%v is shorter than 1m", p.IdleTTL)
+	case p.ReuseGrace < 0 || p.ReuseGrace > 5*time.Minute:
+		return bad("reuse-grace", "%v is not between 0s and 5m", p.ReuseGrace)
+	}
+	switch {
+	case c.AccessTTL < time.Second || c.AccessTTL > 24*time.Hour:
+		return bad("access-ttl", "%v is not between 1s and 24h", c.AccessTTL)
+	case c.AccessTTL > c.Policy.SessionTTL:
+		return bad("access-ttl", "%v is longer than the session TTL %v", c.AccessTTL, c.Policy.SessionTTL)
+	case strings.TrimSpace(c.Issuer) == "":
+		return bad("issuer", "must not be empty")
+	case strings.TrimSpace(c.Audience) == "":
+		return bad("audience", "must not be empty")
+	case c.LoginMaxFailures < 1:
+		return bad("login-max-failures", "%d is less than 1", c.LoginMaxFailures)
+	case c.LoginWindow < time.Second:
+		return bad("login-window", "%v is shorter than 1s", c.LoginWindow)
+	case c.PasswordMinLength < 8 || c.PasswordMinLength > 64:
+		return bad("password-min-length", "%d is not between 8 and 64", c.PasswordMinLength)
+	case c.DBTimeout < 100*time.Millisecond:
+		return bad("db-timeout", "%v is shorter than 100ms", c.DBTimeout)
+	case c.ShutdownTimeout < 0:
+		return bad("shutdown-timeout", "%v is negative", c.ShutdownTimeout)
+	case c.KeyReload < time.Second || c.KeyReload > time.Minute:
+		return bad("key-reload", "%v is not between 1s and 1m", c.KeyReload)
+	}
+	return nil
+}
+
+// splitDatabaseURL tells the store kind and its address from a database URL.
+func splitDatabaseURL(u string) (kind, addr string, err error) {
+	switch {
+	case strings.HasPrefix(u, "sqlite:"):
+		path := strings.TrimPrefix(u, "sqlite:")
+		if path == "" {
+			return "", "", errors.New(`"sqlite:" needs a path, as in sqlite:sessiond.db`)
+		}
+		return "sqlite", path, nil
+	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+		return "postgres", u, nil
+	}
+	return "", "", fmt.Errorf("%q is neither sqlite:PATH nor postgres://...", redactURL(u))
+}
+
+// redactURL hides a password in a URL before it is shown.
+func redactURL(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	userinfo, host, ok := strings.Cut(rest, "@")
+	if !ok {
+		return u
+	}
+	if user, _, hasPw := strings.Cut(userinfo, ":"); hasPw {
+		return scheme + "://" + user + ":xxxxx@" + host
+	}
+	return u
+}

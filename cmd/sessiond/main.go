@@ -1,0 +1,76 @@
+// Command sessiond runs the session service (`sessiond serve`, the default)
+// and its operator tasks (`sessiond migrate`). main only wires the process to
+// run, which tests call directly; serve.go builds the service.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "sessiond:", err)
+		}
+		stop()
+		os.Exit(2)
+	}
+}
+
+const usage = `sessiond is a self-hosted user-session service: signup, login with a
+per-user session cap, refresh-token rotation, and JWT access tokens that other
+services verify offline with the JWKS endpoint.
+
+Usage:
+  sessiond [serve] [flags]   run the HTTP service (the default); applies
+                             database migrations first
+  sessiond migrate [flags]   apply database migrations and exit
+  sessiond help              show this text
+
+Every flag can also be set with its SESSIOND_* environment variable
+(-max-sessions is SESSIOND_MAX_SESSIONS); flags win. Run
+"sessiond serve -h" for the flags.
+`
+
+// run is the whole program; it returns instead of exiting so tests can call it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return runServe(ctx, args, getenv, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, args, getenv, stdout, stderr)
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// newFlagSet makes a subcommand's flag set whose -h prints the overview too.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("sessiond "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fmt.Fprintf(stderr, "\nFlags of %q (environment variable in brackets):\n", "sessiond "+name)
+		fs.VisitAll(func(f *flag.Flag) {
+			f.Usage += " [" + envName(f.Name) + "]"
+		})
+		fs.PrintDefaults()
+	}
+	return fs
+}

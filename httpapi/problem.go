@@ -1,0 +1,75 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/sessiond/sessiond"
+)
+
+// codeMethodNotAllowed is the one code only the HTTP layer produces.
+const codeMethodNotAllowed = "method_not_allowed"
+
+// statusOf is the one table from error codes to HTTP statuses.
+var statusOf = map[string]int{
+	sessiond.CodeInvalidRequest:      http.StatusBadRequest,
+	sessiond.CodeInvalidCredentials:  http.StatusUnauthorized,
+	sessiond.CodeInvalidToken:        http.StatusUnauthorized,
+	sessiond.CodeInvalidRefreshToken: http.StatusUnauthorized,
+	sessiond.CodeRefreshTokenReused:  http.StatusUnauthorized,
+	sessiond.CodeSessionExpired:      http.StatusUnauthorized,
+	sessiond.CodeNotFound:            http.StatusNotFound,
+	codeMethodNotAllowed:             http.StatusMethodNotAllowed,
+	sessiond.CodeEmailTaken:          http.StatusConflict,
+	sessiond.CodeRequestTooLarge:     http.StatusRequestEntityTooLarge,
+	sessiond.CodeUnsupportedMedia:    http.StatusUnsupportedMediaType,
+	sessiond.CodeInvalidEmail:        http.StatusUnprocessableEntity,
+	sessiond.CodeWeakPassword:        http.StatusUnprocessableEntity,
+	sessiond.CodeTooManyAttempts:     http.StatusTooManyRequests,
+	sessiond.CodeUnavailable:         http.StatusServiceUnavailable,
+	sessiond.CodeInternal:            http.StatusInternalServerError,
+}
+
+// problem is an RFC 9457 problem document with sessiond's stable code.
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	Code   string `json:"code"`
+}
+
+// writeError answers err as problem+json. Errors without a code are logged
+// with the request id and shown as a generic internal error; so are
+// unavailable ones, whose cause a client must not see either.
+func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	code := sessiond.ErrorCode(err)
+	status, ok := statusOf[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if status >= 500 && logger != nil {
+		logger.LogAttrs(r.Context(), slog.LevelError, "request failed",
+			slog.String("request_id", requestIDFrom(r.Context())),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.String("code", code), slog.String("error", err.Error()))
+	}
+	var e *sessiond.Error
+	if errors.As(err, &e) && e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+999_999_999)/1e9)))
+	}
+	p := problem{
+		Type:   "urn:sessiond:problem:" + code,
+		Title:  http.StatusText(status),
+		Status: status,
+		Detail: sessiond.ErrorMessage(err),
+		Code:   code,
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(p)
+}

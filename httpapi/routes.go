@@ -1,0 +1,62 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/sessiond/sessiond"
+)
+
+// addRoutes is the whole API in one place (DESIGN.md "HTTP API").
+func addRoutes(mux *http.ServeMux, d Deps) {
+	routes := []struct {
+		pattern string
+		handler http.Handler
+	}{
+		{"POST /v1/signup", handleSignup(d.Logger, d.Auth)},
+		{"POST /v1/login", handleLogin(d.Logger, d.Auth)},
+		{"POST /v1/refresh", handleRefresh(d.Logger, d.Auth)},
+		{"POST /v1/logout", handleLogout(d.Logger, d.Auth)},
+		{"GET /v1/me", bearer(d.Logger, d.Auth, handleMe(d.Logger, d.Auth))},
+		{"GET /.well-known/jwks.json", handleJWKS(d.JWKS)},
+		{"GET /healthz", handleHealthz()},
+		{"GET /readyz", handleReadyz(d.Logger, d.Ready)},
+	}
+	if d.Metrics != nil {
+		routes = append(routes, struct {
+			pattern string
+			handler http.Handler
+		}{"GET /metrics", d.Metrics})
+	}
+
+	// Paths without their methods, to tell 405 from 404 in the fallback.
+	allowed := map[string][]string{}
+	for _, r := range routes {
+		mux.Handle(r.pattern, r.handler)
+		method, path, _ := strings.Cut(r.pattern, " ")
+		allowed[path] = append(allowed[path], method)
+	}
+	paths := http.NewServeMux()
+	for path, methods := range allowed {
+		paths.Handle(path, methodNotAllowed(d.Logger, methods))
+	}
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, pattern := paths.Handler(r); pattern != "" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		writeError(w, r, d.Logger, sessiond.Errorf(sessiond.CodeNotFound, "no such endpoint: %s", r.URL.Path))
+	}))
+}
+
+func methodNotAllowed(logger *slog.Logger, methods []string) http.Handler {
+	allow := strings.Join(methods, ", ")
+	if strings.Contains(allow, "GET") {
+		allow += ", HEAD"
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, r, logger, sessiond.Errorf(codeMethodNotAllowed, "%s is not allowed here; use %s", r.Method, allow))
+	})
+}

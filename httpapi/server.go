@@ -1,0 +1,44 @@
+// Package httpapi is sessiond's HTTP interface: NewServer returns the whole
+// API as one http.Handler. routes.go lists every endpoint; each resource has
+// its own file of handler makers; problem.go is the one table from error
+// codes to HTTP statuses. Handlers decode, call sessiond.AuthService, encode:
+// no business rule lives here.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/sessiond/sessiond"
+)
+
+// JWKSSource publishes the signing keys' public halves as a JWKS document.
+type JWKSSource interface{ JWKS() []byte }
+
+// Pinger reports whether the database answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps is what the server is built from.
+type Deps struct {
+	Logger  *slog.Logger
+	Auth    sessiond.AuthService
+	JWKS    JWKSSource
+	Ready   Pinger
+	Metrics http.Handler // serves GET /metrics; nil leaves it out
+}
+
+// NewServer returns the sessiond HTTP API.
+func NewServer(d Deps) http.Handler {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	addRoutes(mux, d)
+	var h http.Handler = mux
+	h = recoverer(d.Logger, h)
+	h = requestID(h)
+	return h
+}

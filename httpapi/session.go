@@ -1,0 +1,156 @@
+package httpapi
+
+import (
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/sessiond/sessiond"
+)
+
+type credentials struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+func (c credentials) valid() error {
+	return required([2]string{"email", c.Email}, [2]string{"password", c.Password})
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (r refreshRequest) valid() error { return required([2]string{"refresh_token", r.RefreshToken}) }
+
+// tokenResponse uses the names of RFC 6749 §5.1.
+type tokenResponse struct {
+	AccessToken      string `json:"access_token"`
+	TokenType        string `json:"token_type"`
+	ExpiresIn        int64  `json:"expires_in"`
+	RefreshToken     string `json:"refresh_token"`
+	RefreshExpiresIn int64  `json:"refresh_expires_in"`
+	SessionID        string `json:"session_id"`
+}
+
+func newTokenResponse(t *sessiond.Tokens) tokenResponse {
+	return tokenResponse{
+		AccessToken:      t.AccessToken,
+		TokenType:        "Bearer",
+		ExpiresIn:        seconds(t.AccessExpiresAt.Sub(t.IssuedAt)),
+		RefreshToken:     t.RefreshToken,
+		RefreshExpiresIn: seconds(t.RefreshExpiresAt.Sub(t.IssuedAt)),
+		SessionID:        t.SessionID,
+	}
+}
+
+func seconds(d time.Duration) int64 { return int64(math.Floor(d.Seconds())) }
+
+func handleSignup(logger *slog.Logger, svc sessiond.AuthService) http.Handler {
+	type response struct {
+		UserID    string    `json:"user_id"`
+		Email     string    `json:"email"`
+		CreatedAt time.Time `json:"created_at"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[credentials](w, r)
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		u, err := svc.Signup(r.Context(), req.Email, req.Password)
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		encode(w, http.StatusCreated, response{UserID: u.ID, Email: u.Email, CreatedAt: u.CreatedAt})
+	})
+}
+
+func handleLogin(logger *slog.Logger, svc sessiond.AuthService) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[credentials](w, r)
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		t, err := svc.Login(r.Context(), req.Email, req.Password, clientInfo(r))
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		encode(w, http.StatusOK, newTokenResponse(t))
+	})
+}
+
+func handleRefresh(logger *slog.Logger, svc sessiond.AuthService) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[refreshRequest](w, r)
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		t, err := svc.Refresh(r.Context(), req.RefreshToken)
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		encode(w, http.StatusOK, newTokenResponse(t))
+	})
+}
+
+// handleLogout ends one session: the Bearer AT's, or the body RT's.
+func handleLogout(logger *slog.Logger, svc sessiond.AuthService) http.Handler {
+	byToken := bearer(logger, svc, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := svc.Logout(r.Context(), principalFrom(r.Context())); err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			byToken.ServeHTTP(w, r)
+			return
+		}
+		req, err := decode[refreshRequest](w, r)
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		if err := svc.LogoutRefresh(r.Context(), req.RefreshToken); err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+func handleMe(logger *slog.Logger, svc sessiond.AuthService) http.Handler {
+	type response struct {
+		UserID    string `json:"user_id"`
+		Email     string `json:"email"`
+		SessionID string `json:"session_id"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := principalFrom(r.Context())
+		u, err := svc.Me(r.Context(), p)
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		encode(w, http.StatusOK, response{UserID: u.ID, Email: u.Email, SessionID: p.SessionID})
+	})
+}
+
+// clientInfo describes the caller for the session list. The IP is the
+// connection's peer.
+func clientInfo(r *http.Request) sessiond.ClientInfo {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	return sessiond.ClientInfo{UserAgent: r.UserAgent(), IP: ip}
+}

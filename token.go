@@ -1,0 +1,51 @@
+package sessiond
+
+import (
+	"context"
+	"time"
+)
+
+// Tokens is what a login or refresh hands the client (DESIGN.md "Token response").
+type Tokens struct {
+	IssuedAt         time.Time
+	AccessToken      string
+	AccessExpiresAt  time.Time
+	RefreshToken     string
+	RefreshExpiresAt time.Time // when the RT stops working if unused: the earlier of idle and absolute expiry
+	SessionID        string
+}
+
+// Principal is who a verified access token speaks for.
+type Principal struct {
+	UserID    string
+	SessionID string
+	ExpiresAt time.Time // of the access token
+}
+
+// ClientInfo describes the device a login comes from, shown in session lists.
+type ClientInfo struct {
+	UserAgent string
+	IP        string
+}
+
+// AuthService is the use cases behind the HTTP API, implemented by package auth.
+type AuthService interface {
+	// Signup creates a user. CodeInvalidEmail, CodeWeakPassword, CodeEmailTaken.
+	Signup(ctx context.Context, email, password string) (*User, error)
+	// Login checks credentials and creates a session, evicting beyond the cap.
+	// CodeInvalidCredentials (one answer for unknown email and wrong password),
+	// CodeUnavailable.
+	Login(ctx context.Context, email, password string, c ClientInfo) (*Tokens, error)
+	// Refresh trades a refresh token for new tokens. CodeInvalidRefreshToken,
+	// CodeRefreshTokenReused, CodeSessionExpired.
+	Refresh(ctx context.Context, refreshToken string) (*Tokens, error)
+	// LogoutRefresh ends the session a refresh token belongs to. CodeInvalidRefreshToken.
+	LogoutRefresh(ctx context.Context, refreshToken string) error
+	// Authenticate verifies an access token and that its session is still
+	// live. CodeInvalidToken.
+	Authenticate(ctx context.Context, accessToken string) (*Principal, error)
+	// Logout ends the principal's session.
+	Logout(ctx context.Context, p *Principal) error
+	// Me returns the principal's user. CodeInvalidToken if the user is gone.
+	Me(ctx context.Context, p *Principal) (*User, error)
+}
