@@ -1,0 +1,256 @@
+// Package password hashes and verifies passwords with argon2id, encoded as
+// PHC strings, and bounds how many hashes run at once so that a burst of
+// logins queues briefly and then fails fast instead of exhausting memory.
+//
+// Start reading at Hasher; Params says what a hash costs.
+package password
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+
+	"github.com/sessiond/sessiond"
+)
+
+// Bounds on parameters, ours or read from a stored hash. A stored hash is
+// data: absurd parameters in it must be an error, not a gigabyte allocation
+// or a minute of CPU per login.
+const (
+	maxMemory     = 1 << 20 // KiB: 1 GiB
+	maxIterations = 100
+	minSalt       = 8
+	maxSalt       = 64
+	minKey        = 16
+	maxKey        = 128
+)
+
+// Params are the argon2id cost and output sizes.
+type Params struct {
+	Memory      uint32 // KiB
+	Iterations  uint32
+	Parallelism uint8
+	SaltLength  uint32 // bytes
+	KeyLength   uint32 // bytes
+}
+
+// DefaultParams is the OWASP Password Storage Cheat Sheet's minimum for
+// argon2id: 19 MiB, 2 iterations, 1 lane, 16-byte salt, 32-byte key.
+func DefaultParams() Params {
+	return Params{Memory: 19456, Iterations: 2, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+}
+
+// Validate reports whether p is usable: argon2 needs at least one iteration
+// and lane and 8 KiB of memory per lane, and the bounds keep one hash from
+// costing more than a server can give.
+func (p Params) Validate() error {
+	switch {
+	case p.Parallelism < 1:
+		return errors.New("parallelism must be at least 1")
+	case p.Iterations < 1 || p.Iterations > maxIterations:
+		return fmt.Errorf("iterations %d out of range 1..%d", p.Iterations, maxIterations)
+	case p.Memory < 8*uint32(p.Parallelism) || p.Memory > maxMemory:
+		return fmt.Errorf("memory %d KiB out of range %d..%d", p.Memory, 8*uint32(p.Parallelism), maxMemory)
+	case p.SaltLength < minSalt || p.SaltLength > maxSalt:
+		return fmt.Errorf("salt length %d out of range %d..%d", p.SaltLength, minSalt, maxSalt)
+	case p.KeyLength < minKey || p.KeyLength > maxKey:
+		return fmt.Errorf("key length %d out of range %d..%d", p.KeyLength, minKey, maxKey)
+	}
+	return nil
+}
+
+// Hasher hashes and verifies passwords at Params, running at most a fixed
+// number of hashes at once. It is safe for concurrent use.
+type Hasher struct {
+	params Params
+	err    error // from params.Validate; returned by every hashing call
+	slots  chan struct{}
+	wait   time.Duration
+	// dummy is a hash at params, for VerifyDummy to check against.
+	dummy decoded
+}
+
+// NewHasher returns a Hasher at p that runs at most slots hashes at once
+// (slots <= 0 means 2*GOMAXPROCS: argon2 is CPU-bound, and each running hash
+// holds p.Memory KiB). A caller waits at most wait for a slot and then gets a
+// *sessiond.Error with CodeUnavailable and a RetryAfter of one second. If p is
+// invalid (see Params.Validate), every hashing call returns that error.
+func NewHasher(p Params, slots int, wait time.Duration) *Hasher {
+	if slots <= 0 {
+		slots = 2 * runtime.GOMAXPROCS(0)
+	}
+	h := &Hasher{params: p, err: p.Validate(), slots: make(chan struct{}, slots), wait: wait}
+	if h.err == nil {
+		h.dummy = decoded{params: p, salt: make([]byte, p.SaltLength), key: make([]byte, p.KeyLength)}
+	}
+	return h
+}
+
+// Hash returns the PHC encoding of an argon2id hash of password with a fresh
+// random salt: $argon2id$v=19$m=…,t=…,p=…$salt$hash, both in unpadded
+// standard base64.
+func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
+	if h.err != nil {
+		return "", fmt.Errorf("hash password: invalid params: %w", h.err)
+	}
+	salt := make([]byte, h.params.SaltLength)
+	rand.Read(salt) // never fails (crypto/rand, Go 1.24+)
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return "", err
+	}
+	key := h.compute(password, salt, h.params)
+	release()
+	return encode(h.params, salt, key), nil
+}
+
+// Verify reports whether password matches encoded, recomputing with the
+// parameters stored in encoded (so that the defaults can be raised without
+// locking anyone out; see NeedsRehash). The comparison is constant-time. A
+// malformed encoding, or one with absurd parameters, is an error.
+func (h *Hasher) Verify(ctx context.Context, password, encoded string) (bool, error) {
+	d, err := decode(encoded)
+	if err != nil {
+		return false, fmt.Errorf("verify password: %w", err)
+	}
+	return h.verify(ctx, password, d)
+}
+
+// VerifyDummy does the work of a Verify at the Hasher's parameters and
+// returns only a busy or cancellation error. Login calls it for an unknown
+// email so that the answer takes as long as for a wrong password.
+func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
+	if h.err != nil {
+		return fmt.Errorf("verify dummy: invalid params: %w", h.err)
+	}
+	_, err := h.verify(ctx, password, h.dummy)
+	return err
+}
+
+func (h *Hasher) verify(ctx context.Context, password string, d decoded) (bool, error) {
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	key := h.compute(password, d.salt, d.params)
+	release()
+	return subtle.ConstantTimeCompare(key, d.key) == 1, nil
+}
+
+// NeedsRehash reports whether encoded was made with other parameters than
+// the Hasher's (or cannot be read), so that the caller should store a fresh
+// hash after the next successful login.
+func (h *Hasher) NeedsRehash(encoded string) bool {
+	d, err := decode(encoded)
+	return err != nil || d.params != h.params
+}
+
+func (h *Hasher) compute(password string, salt []byte, p Params) []byte {
+	return argon2.IDKey([]byte(password), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLength)
+}
+
+// acquire takes a hashing slot, waiting at most h.wait, and returns the
+// function that gives it back.
+func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, canceled(err)
+	}
+	select {
+	case h.slots <- struct{}{}:
+		return h.release, nil
+	default:
+	}
+	t := time.NewTimer(h.wait)
+	defer t.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return h.release, nil
+	case <-t.C:
+		return nil, &sessiond.Error{
+			Code:       sessiond.CodeUnavailable,
+			Message:    "too many password checks at once, try again shortly",
+			RetryAfter: time.Second,
+			Err:        errors.New("password hashing slots busy"),
+		}
+	case <-ctx.Done():
+		return nil, canceled(ctx.Err())
+	}
+}
+
+func (h *Hasher) release() { <-h.slots }
+
+// canceled reports a caller that gave up while waiting; it is not a server
+// fault, so it is not an internal error either.
+func canceled(err error) *sessiond.Error {
+	return &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "request canceled", Err: fmt.Errorf("wait for hashing slot: %w", err)}
+}
+
+// decoded is a parsed PHC string.
+type decoded struct {
+	params    Params
+	salt, key []byte
+}
+
+const phcPrefix = "$argon2id$v=19$"
+
+var b64 = base64.RawStdEncoding.Strict()
+
+func encode(p Params, salt, key []byte) string {
+	return fmt.Sprintf("%sm=%d,t=%d,p=%d$%s$%s", phcPrefix, p.Memory, p.Iterations, p.Parallelism,
+		b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
+// decode parses $argon2id$v=19$m=M,t=T,p=P$salt$key, the form Hash writes
+// and the reference implementation and libsodium write too.
+func decode(s string) (decoded, error) {
+	var d decoded
+	rest, ok := strings.CutPrefix(s, phcPrefix)
+	if !ok {
+		return d, errors.New("not an argon2id v=19 PHC string")
+	}
+	parts := strings.Split(rest, "$")
+	if len(parts) != 3 {
+		return d, errors.New("malformed PHC string")
+	}
+	fields := strings.Split(parts[0], ",")
+	if len(fields) != 3 {
+		return d, fmt.Errorf("malformed parameters %q", parts[0])
+	}
+	var mtp [3]uint32
+	for i, name := range [3]string{"m", "t", "p"} {
+		value, ok := strings.CutPrefix(fields[i], name+"=")
+		if !ok {
+			return d, fmt.Errorf("malformed parameter %q", fields[i])
+		}
+		n, err := strconv.ParseUint(value, 10, 32)
+		if err != nil {
+			return d, fmt.Errorf("malformed parameter %q", fields[i])
+		}
+		mtp[i] = uint32(n)
+	}
+	var err error
+	if d.salt, err = b64.DecodeString(parts[1]); err != nil {
+		return d, fmt.Errorf("malformed salt: %w", err)
+	}
+	if d.key, err = b64.DecodeString(parts[2]); err != nil {
+		return d, fmt.Errorf("malformed hash: %w", err)
+	}
+	if mtp[2] > 255 {
+		return d, fmt.Errorf("parallelism %d out of range", mtp[2])
+	}
+	d.params = Params{Memory: mtp[0], Iterations: mtp[1], Parallelism: uint8(mtp[2]),
+		SaltLength: uint32(len(d.salt)), KeyLength: uint32(len(d.key))}
+	if err := d.params.Validate(); err != nil {
+		return d, fmt.Errorf("stored params: %w", err)
+	}
+	return d, nil
+}
