@@ -1,0 +1,155 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sessiond/sessiond"
+)
+
+const keyColumns = `kid, alg, private_key, public_key, created_at, retired_at`
+
+const (
+	// insertCurrentKey does nothing when a current key exists: the partial
+	// unique index signing_keys_one_current_idx makes the race between
+	// instances starting together safe, and the loser simply reads the
+	// winner's key.
+	insertCurrentKey = `INSERT INTO signing_keys (kid, alg, private_key, public_key, created_at, retired_at)
+		VALUES ($1, $2, $3, $4, $5, NULL)
+		ON CONFLICT DO NOTHING`
+
+	currentKey = `SELECT ` + keyColumns + ` FROM signing_keys WHERE retired_at IS NULL`
+)
+
+// ensureKeyAttempts bounds EnsureCurrentKey's loop; see there.
+const ensureKeyAttempts = 3
+
+// EnsureCurrentKey stores k as the current key unless there already is one,
+// and returns the current key; concurrent callers all get the same key.
+func (db *DB) EnsureCurrentKey(ctx context.Context, k *sessiond.SigningKey) (*sessiond.SigningKey, error) {
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	// Two statements, not one with a CTE: a statement's snapshot would not
+	// see the row of a concurrent insert that made ours do nothing, while
+	// the next statement (READ COMMITTED) does. If a rotation retires the
+	// key between the two, there is briefly no current key: try again.
+	for range ensureKeyAttempts {
+		if _, err := db.pool.Exec(ctx, insertCurrentKey, k.ID, k.Algorithm, k.PrivateKey, k.PublicKey, k.CreatedAt); err != nil {
+			return nil, storeError("insert signing key", fmt.Errorf("insert signing key: %w", err))
+		}
+		cur, err := scanKey(db.pool.QueryRow(ctx, currentKey))
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, storeError("get current signing key", err)
+		}
+		return cur, nil
+	}
+	return nil, sessiond.Unavailable("ensure signing key", errors.New("no current signing key after insert"))
+}
+
+const (
+	// lockKeyRotation serializes rotations (and only them) with a
+	// transaction-scoped advisory lock. Without it, of two concurrent
+	// rotations the second would not see the first's new key, retire
+	// nothing, and then collide with it on the one-current-key index.
+	lockKeyRotation = `SELECT pg_advisory_xact_lock($1)`
+
+	retireCurrentKey = `UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL`
+)
+
+// keyRotationLockID names the advisory lock of lockKeyRotation; any constant
+// distinct from goose's migration lock (lock.DefaultLockID) will do.
+const keyRotationLockID int64 = 0x73657373696f6e64 // "sessiond"
+
+// RotateKey retires the current key at now and makes k current.
+func (db *DB) RotateKey(ctx context.Context, k *sessiond.SigningKey, now time.Time) error {
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		return rotateKey(ctx, tx, k, now)
+	})
+	return storeError("rotate signing key", err)
+}
+
+func rotateKey(ctx context.Context, tx pgx.Tx, k *sessiond.SigningKey, now time.Time) error {
+	if _, err := tx.Exec(ctx, lockKeyRotation, keyRotationLockID); err != nil {
+		return fmt.Errorf("lock key rotation: %w", err)
+	}
+	if _, err := tx.Exec(ctx, retireCurrentKey, now); err != nil {
+		return fmt.Errorf("retire signing key: %w", err)
+	}
+	tag, err := tx.Exec(ctx, insertCurrentKey, k.ID, k.Algorithm, k.PrivateKey, k.PublicKey, k.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("insert signing key: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		// The kid is taken (or an EnsureCurrentKey slipped in between):
+		// roll back rather than leave no key or the wrong one current.
+		return fmt.Errorf("insert signing key %q: conflicts with an existing key", k.ID)
+	}
+	return nil
+}
+
+const listKeys = `SELECT ` + keyColumns + ` FROM signing_keys ORDER BY created_at DESC, kid DESC`
+
+// ListKeys returns every key, newest first.
+func (db *DB) ListKeys(ctx context.Context) ([]sessiond.SigningKey, error) {
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	rows, err := db.pool.Query(ctx, listKeys)
+	if err != nil {
+		return nil, storeError("list signing keys", err)
+	}
+	keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sessiond.SigningKey, error) {
+		k, err := scanKey(row)
+		if err != nil {
+			return sessiond.SigningKey{}, err
+		}
+		return *k, nil
+	})
+	if err != nil {
+		return nil, storeError("list signing keys", err)
+	}
+	return keys, nil
+}
+
+func scanKey(row pgx.Row) (*sessiond.SigningKey, error) {
+	var (
+		k         sessiond.SigningKey
+		retiredAt *time.Time
+	)
+	if err := row.Scan(&k.ID, &k.Algorithm, &k.PrivateKey, &k.PublicKey, &k.CreatedAt, &retiredAt); err != nil {
+		return nil, err
+	}
+	k.CreatedAt = sessiond.Now(k.CreatedAt)
+	k.RetiredAt = fromNull(retiredAt)
+	return &k, nil
+}
+
+const (
+	insertSecret = `INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`
+	selectSecret = `SELECT value FROM secrets WHERE name = $1`
+)
+
+// EnsureSecret stores value under name unless a value exists, and returns the
+// stored value; concurrent callers all get the same one.
+func (db *DB) EnsureSecret(ctx context.Context, name string, value []byte) ([]byte, error) {
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	// created_at is bookkeeping for operators; the interface passes no
+	// clock, so the application's wall clock (not the database's) stamps it.
+	if _, err := db.pool.Exec(ctx, insertSecret, name, value, sessiond.SystemClock()); err != nil {
+		return nil, storeError("insert secret", err)
+	}
+	var stored []byte
+	if err := db.pool.QueryRow(ctx, selectSecret, name).Scan(&stored); err != nil {
+		return nil, storeError("get secret", err)
+	}
+	return stored, nil
+}

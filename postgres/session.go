@@ -1,0 +1,395 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sessiond/sessiond"
+)
+
+// sessionColumns is every column of sessions, in the order scanSession reads.
+const sessionColumns = `id, user_id, refresh_hash, prev_hash, generation, rotated_at, created_at, last_used_at, expires_at, user_agent, ip`
+
+const (
+	// lockUser serializes the logins of one user, so that counting their
+	// sessions and inserting one is atomic across instances (invariant 1).
+	lockUser = `SELECT id FROM users WHERE id = $1 FOR UPDATE`
+
+	userSessionsForEviction = `SELECT id, created_at, last_used_at, expires_at FROM sessions WHERE user_id = $1`
+
+	deleteSessionsByID = `DELETE FROM sessions WHERE id = ANY($1)`
+
+	insertSession = `INSERT INTO sessions (` + sessionColumns + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+)
+
+// CreateSession stores s for s.UserID in one transaction with the user row
+// locked: it deletes the user's expired sessions and evicts live ones
+// (sessiond.Evictions) so that with s at most p.MaxSessions are live, and
+// returns the ids of the evicted live sessions. CodeNotFound if the user is
+// gone.
+func (db *DB) CreateSession(ctx context.Context, s *sessiond.Session, now time.Time, p sessiond.Policy) ([]string, error) {
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	var evicted []string
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		evicted, err = createSession(ctx, tx, s, now, p)
+		return err
+	})
+	if err != nil {
+		return nil, storeError("create session", err)
+	}
+	return evicted, nil
+}
+
+func createSession(ctx context.Context, tx pgx.Tx, s *sessiond.Session, now time.Time, p sessiond.Policy) ([]string, error) {
+	var id string
+	if err := tx.QueryRow(ctx, lockUser, s.UserID).Scan(&id); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, sessiond.Errorf(sessiond.CodeNotFound, "no such user")
+		}
+		return nil, fmt.Errorf("lock user: %w", err)
+	}
+	existing, err := sessionsForEviction(ctx, tx, s.UserID)
+	if err != nil {
+		return nil, err
+	}
+	expired, evicted := sessiond.Evictions(existing, now, p)
+	if gone := append(expired, evicted...); len(gone) > 0 {
+		if _, err := tx.Exec(ctx, deleteSessionsByID, gone); err != nil {
+			return nil, fmt.Errorf("delete evicted sessions: %w", err)
+		}
+	}
+	_, err = tx.Exec(ctx, insertSession,
+		s.ID, s.UserID, s.RefreshHash, s.PrevHash, int64(s.Generation), nullTime(s.RotatedAt),
+		s.CreatedAt, s.LastUsedAt, s.ExpiresAt, s.UserAgent, s.IP)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == codeForeignKeyViolation {
+		// Unreachable while the user row is locked; kept so that the
+		// answer stays right if the lock is ever dropped.
+		return nil, sessiond.Errorf(sessiond.CodeNotFound, "no such user")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("insert session: %w", err)
+	}
+	return evicted, nil
+}
+
+func sessionsForEviction(ctx context.Context, tx pgx.Tx, userID string) ([]sessiond.Session, error) {
+	rows, err := tx.Query(ctx, userSessionsForEviction, userID)
+	if err != nil {
+		return nil, fmt.Errorf("select user sessions: %w", err)
+	}
+	sessions, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sessiond.Session, error) {
+		var s sessiond.Session
+		err := row.Scan(&s.ID, &s.CreatedAt, &s.LastUsedAt, &s.ExpiresAt)
+		s.CreatedAt, s.LastUsedAt, s.ExpiresAt = sessiond.Now(s.CreatedAt), sessiond.Now(s.LastUsedAt), sessiond.Now(s.ExpiresAt)
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("select user sessions: %w", err)
+	}
+	return sessions, nil
+}
+
+// The fast path of RefreshSession: one statement that succeeds exactly when
+// the presented token is the current one of a live session, which is nearly
+// every refresh. $1 session id, $2 generation, $3 hash, $4 now, $5 idle
+// cutoff, $6 next hash.
+const (
+	refreshRotate = `UPDATE sessions
+		SET refresh_hash = $6, prev_hash = $3, generation = generation + 1, rotated_at = $4, last_used_at = $4
+		WHERE id = $1 AND generation = $2 AND refresh_hash = $3 AND expires_at > $4 AND last_used_at > $5
+		RETURNING ` + sessionColumns
+
+	refreshStamp = `UPDATE sessions
+		SET last_used_at = $4
+		WHERE id = $1 AND generation = $2 AND refresh_hash = $3 AND expires_at > $4 AND last_used_at > $5
+		RETURNING ` + sessionColumns
+)
+
+// The slow path, for everything else, deciding with the row locked.
+const (
+	lockSession = `SELECT ` + sessionColumns + ` FROM sessions WHERE id = $1 FOR UPDATE`
+
+	rotateSession = `UPDATE sessions
+		SET refresh_hash = $2, prev_hash = refresh_hash, generation = generation + 1, rotated_at = $3, last_used_at = $3
+		WHERE id = $1
+		RETURNING ` + sessionColumns
+
+	stampSession = `UPDATE sessions SET last_used_at = $2 WHERE id = $1 RETURNING ` + sessionColumns
+
+	deleteSessionByID = `DELETE FROM sessions WHERE id = $1`
+)
+
+// RefreshSession applies a refresh attempt (sessiond.ClassifyRefresh) and
+// returns the session as it now is. A current token of a live session is
+// handled by one UPDATE ... RETURNING, one round trip without an explicit
+// transaction; any other token (a twin request inside the grace window, a
+// reused, expired or invalid one) is classified in a transaction with the
+// session row locked. Codes: CodeInvalidRefreshToken, CodeSessionExpired and
+// CodeRefreshTokenReused (both after deleting the session).
+func (db *DB) RefreshSession(ctx context.Context, a *sessiond.RefreshAttempt, now time.Time, p sessiond.Policy) (*sessiond.Session, error) {
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	s, err := db.refreshFast(ctx, a, now, p)
+	if err != nil {
+		return nil, storeError("refresh session", err)
+	}
+	if s != nil {
+		return s, nil
+	}
+	var verdictErr error
+	err = db.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		s, verdictErr, err = refreshSlow(ctx, tx, a, now, p)
+		return err
+	})
+	if err != nil {
+		return nil, storeError("refresh session", err)
+	}
+	if verdictErr != nil {
+		return nil, verdictErr
+	}
+	return s, nil
+}
+
+// refreshFast returns the refreshed session, or nil if the token is not the
+// current one of a live session.
+func (db *DB) refreshFast(ctx context.Context, a *sessiond.RefreshAttempt, now time.Time, p sessiond.Policy) (*sessiond.Session, error) {
+	// Generations are stored as BIGINT; a claimed one beyond that cannot be
+	// current, and the slow path refuses it.
+	if a.Generation > math.MaxInt64 {
+		return nil, nil
+	}
+	query, args := refreshStamp, []any{a.SessionID, int64(a.Generation), a.Hash, now, p.IdleCutoff(now)}
+	if p.Rotate {
+		query, args = refreshRotate, append(args, a.NextHash)
+	}
+	var s *sessiond.Session
+	err := retry(ctx, func() error {
+		var err error
+		s, err = scanSession(db.pool.QueryRow(ctx, query, args...))
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("refresh current session: %w", err)
+	}
+	return s, nil
+}
+
+// refreshSlow classifies a with the session locked and acts on the verdict.
+// A refused token is reported in verdict, not err, so that the transaction
+// still commits the deletion that a reused or expired token causes.
+func refreshSlow(ctx context.Context, tx pgx.Tx, a *sessiond.RefreshAttempt, now time.Time, p sessiond.Policy) (s *sessiond.Session, verdict, err error) {
+	s, err = scanSession(tx.QueryRow(ctx, lockSession, a.SessionID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		s = nil
+	} else if err != nil {
+		return nil, nil, fmt.Errorf("lock session: %w", err)
+	}
+	switch sessiond.ClassifyRefresh(s, a, now, p) {
+	case sessiond.RefreshCurrent:
+		// The fast path missed a current token: it raced with another
+		// change of the row. Do what it would have done.
+		if p.Rotate {
+			s, err = scanSession(tx.QueryRow(ctx, rotateSession, s.ID, a.NextHash, now))
+		} else {
+			s, err = scanSession(tx.QueryRow(ctx, stampSession, s.ID, now))
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("refresh session: %w", err)
+		}
+		return s, nil, nil
+	case sessiond.RefreshGrace:
+		// A twin of the request that rotated: it gets the same, current
+		// generation, and the session is not rotated again.
+		s, err = scanSession(tx.QueryRow(ctx, stampSession, s.ID, now))
+		if err != nil {
+			return nil, nil, fmt.Errorf("stamp session: %w", err)
+		}
+		return s, nil, nil
+	case sessiond.RefreshReused:
+		if _, err := tx.Exec(ctx, deleteSessionByID, s.ID); err != nil {
+			return nil, nil, fmt.Errorf("delete reused session: %w", err)
+		}
+		return nil, sessiond.Errorf(sessiond.CodeRefreshTokenReused, "the refresh token was already used; the session has been ended"), nil
+	case sessiond.RefreshExpired:
+		if _, err := tx.Exec(ctx, deleteSessionByID, s.ID); err != nil {
+			return nil, nil, fmt.Errorf("delete expired session: %w", err)
+		}
+		return nil, sessiond.Errorf(sessiond.CodeSessionExpired, "the session has expired"), nil
+	default:
+		return nil, sessiond.Errorf(sessiond.CodeInvalidRefreshToken, "the refresh token is not valid"), nil
+	}
+}
+
+// EndSessionByRefresh deletes the session a refresh token belongs to, as long
+// as the token is of that session's chain (current, superseded or an
+// ancestor, expired or not). CodeInvalidRefreshToken otherwise, deleting
+// nothing, so that a token that merely names a session id cannot end it.
+func (db *DB) EndSessionByRefresh(ctx context.Context, a *sessiond.RefreshAttempt) error {
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	var verdict error
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		verdict, err = endSessionByRefresh(ctx, tx, a)
+		return err
+	})
+	if err != nil {
+		return storeError("end session", err)
+	}
+	return verdict
+}
+
+func endSessionByRefresh(ctx context.Context, tx pgx.Tx, a *sessiond.RefreshAttempt) (verdict, err error) {
+	s, err := scanSession(tx.QueryRow(ctx, lockSession, a.SessionID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		s = nil
+	} else if err != nil {
+		return nil, fmt.Errorf("lock session: %w", err)
+	}
+	// Whatever the time and policy, ClassifyRefresh answers RefreshInvalid
+	// exactly when a is not of s's chain; every other verdict only says
+	// what to do with a token of it, and a logout ends the session anyway.
+	if sessiond.ClassifyRefresh(s, a, time.Time{}, sessiond.Policy{}) == sessiond.RefreshInvalid {
+		return sessiond.Errorf(sessiond.CodeInvalidRefreshToken, "the refresh token is not valid"), nil
+	}
+	if _, err := tx.Exec(ctx, deleteSessionByID, s.ID); err != nil {
+		return nil, fmt.Errorf("delete session: %w", err)
+	}
+	return nil, nil
+}
+
+// liveCondition keeps the sessions live at $2 (now) with idle cutoff $3; it
+// is sessiond.(*Session).Live in SQL.
+const liveCondition = `expires_at > $2 AND last_used_at > $3`
+
+const (
+	liveSession = `SELECT ` + sessionColumns + ` FROM sessions
+		WHERE user_id = $1 AND ` + liveCondition + ` AND id = $4`
+
+	listSessions = `SELECT ` + sessionColumns + ` FROM sessions
+		WHERE user_id = $1 AND ` + liveCondition + `
+		ORDER BY last_used_at DESC, created_at DESC, id DESC`
+)
+
+// LiveSession returns the user's session id if it is live at now.
+// CodeNotFound if it does not exist, belongs to another user or expired.
+func (db *DB) LiveSession(ctx context.Context, userID, id string, now time.Time, p sessiond.Policy) (*sessiond.Session, error) {
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	s, err := scanSession(db.pool.QueryRow(ctx, liveSession, userID, now, p.IdleCutoff(now), id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, sessiond.Errorf(sessiond.CodeNotFound, "no such session")
+	}
+	if err != nil {
+		return nil, storeError("get session", err)
+	}
+	return s, nil
+}
+
+// ListSessions returns the user's live sessions, most recently used first.
+func (db *DB) ListSessions(ctx context.Context, userID string, now time.Time, p sessiond.Policy) ([]sessiond.Session, error) {
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	rows, err := db.pool.Query(ctx, listSessions, userID, now, p.IdleCutoff(now))
+	if err != nil {
+		return nil, storeError("list sessions", err)
+	}
+	sessions, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sessiond.Session, error) {
+		s, err := scanSession(row)
+		if err != nil {
+			return sessiond.Session{}, err
+		}
+		return *s, nil
+	})
+	if err != nil {
+		return nil, storeError("list sessions", err)
+	}
+	return sessions, nil
+}
+
+const (
+	deleteUserSession  = `DELETE FROM sessions WHERE id = $1 AND user_id = $2`
+	deleteUserSessions = `DELETE FROM sessions WHERE user_id = $1`
+)
+
+// DeleteSession deletes the user's session id. CodeNotFound if the user has
+// no such session.
+func (db *DB) DeleteSession(ctx context.Context, userID, id string) error {
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	tag, err := db.pool.Exec(ctx, deleteUserSession, id, userID)
+	if err != nil {
+		return storeError("delete session", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return sessiond.Errorf(sessiond.CodeNotFound, "no such session")
+	}
+	return nil
+}
+
+// DeleteUserSessions deletes every session of the user and returns how many.
+func (db *DB) DeleteUserSessions(ctx context.Context, userID string) (int, error) {
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	tag, err := db.pool.Exec(ctx, deleteUserSessions, userID)
+	if err != nil {
+		return 0, storeError("delete user sessions", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// deleteExpiredSessions deletes one batch. SKIP LOCKED lets sweepers on
+// several instances share the work instead of queueing behind each other,
+// and leaves alone rows a login or refresh is deciding about right now.
+const deleteExpiredSessions = `DELETE FROM sessions WHERE id IN (
+		SELECT id FROM sessions
+		WHERE expires_at <= $1 OR last_used_at <= $2
+		LIMIT $3
+		FOR UPDATE SKIP LOCKED)`
+
+// DeleteExpiredSessions deletes at most limit sessions expired at now and
+// returns how many it deleted; a limit below 1 deletes nothing.
+func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time, p sessiond.Policy, limit int) (int, error) {
+	if limit < 1 {
+		return 0, nil
+	}
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	tag, err := db.pool.Exec(ctx, deleteExpiredSessions, now, p.IdleCutoff(now), limit)
+	if err != nil {
+		return 0, storeError("delete expired sessions", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// scanSession reads one row of sessionColumns.
+func scanSession(row pgx.Row) (*sessiond.Session, error) {
+	var (
+		s          sessiond.Session
+		generation int64
+		rotatedAt  *time.Time
+	)
+	err := row.Scan(&s.ID, &s.UserID, &s.RefreshHash, &s.PrevHash, &generation, &rotatedAt,
+		&s.CreatedAt, &s.LastUsedAt, &s.ExpiresAt, &s.UserAgent, &s.IP)
+	if err != nil {
+		return nil, err
+	}
+	s.Generation = uint64(generation)
+	s.RotatedAt = fromNull(rotatedAt)
+	s.CreatedAt, s.LastUsedAt, s.ExpiresAt = sessiond.Now(s.CreatedAt), sessiond.Now(s.LastUsedAt), sessiond.Now(s.ExpiresAt)
+	return &s, nil
+}
