@@ -1,0 +1,58 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/sessiond/sessiond"
+)
+
+const createUser = `INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)`
+
+// CreateUser stores u. CodeEmailTaken if the email is in use.
+func (db *DB) CreateUser(ctx context.Context, u *sessiond.User) error {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	_, err := db.w.ExecContext(ctx, createUser, u.ID, u.Email, u.PasswordHash, micros(u.CreatedAt))
+	if isUniqueViolation(err) {
+		// The id is a fresh random UUID, so a clash is the email.
+		return sessiond.Errorf(sessiond.CodeEmailTaken, "email is already registered")
+	}
+	if err != nil {
+		return sessiond.Unavailable("create user", err)
+	}
+	return nil
+}
+
+const userByEmail = `SELECT id, email, password_hash, created_at FROM users WHERE email = ?`
+
+// UserByEmail returns the user with that (normalized) email. CodeNotFound.
+func (db *DB) UserByEmail(ctx context.Context, email string) (*sessiond.User, error) {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	return scanUser("get user by email", db.r.QueryRowContext(ctx, userByEmail, email))
+}
+
+const userByID = `SELECT id, email, password_hash, created_at FROM users WHERE id = ?`
+
+// UserByID returns the user with that id. CodeNotFound.
+func (db *DB) UserByID(ctx context.Context, id string) (*sessiond.User, error) {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	return scanUser("get user by id", db.r.QueryRowContext(ctx, userByID, id))
+}
+
+func scanUser(op string, row *sql.Row) (*sessiond.User, error) {
+	var u sessiond.User
+	var created int64
+	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, sessiond.Errorf(sessiond.CodeNotFound, "user not found")
+	}
+	if err != nil {
+		return nil, sessiond.Unavailable(op, err)
+	}
+	u.CreatedAt = fromMicros(created)
+	return &u, nil
+}
