@@ -38,7 +38,7 @@ func (db *DB) EnsureCurrentKey(ctx context.Context, k *sessiond.SigningKey) (*se
 	// the next statement (READ COMMITTED) does. If a rotation retires the
 	// key between the two, there is briefly no current key: try again.
 	for range ensureKeyAttempts {
-		if _, err := db.pool.Exec(ctx, insertCurrentKey, k.ID, k.Algorithm, k.PrivateKey, k.PublicKey, k.CreatedAt); err != nil {
+		if _, err := db.exec(ctx, insertCurrentKey, k.ID, k.Algorithm, k.PrivateKey, k.PublicKey, k.CreatedAt); err != nil {
 			return nil, storeError("insert signing key", fmt.Errorf("insert signing key: %w", err))
 		}
 		cur, err := scanKey(db.pool.QueryRow(ctx, currentKey))
@@ -144,7 +144,7 @@ func (db *DB) EnsureSecret(ctx context.Context, name string, value []byte) ([]by
 	defer cancel()
 	// created_at is bookkeeping for operators; the interface passes no
 	// clock, so the application's wall clock (not the database's) stamps it.
-	if _, err := db.pool.Exec(ctx, insertSecret, name, value, sessiond.SystemClock()); err != nil {
+	if _, err := db.exec(ctx, insertSecret, name, value, sessiond.SystemClock()); err != nil {
 		return nil, storeError("insert secret", err)
 	}
 	var stored []byte

@@ -130,14 +130,6 @@ func (db *DB) withTimeout(ctx context.Context) (context.Context, context.CancelF
 	return context.WithTimeout(ctx, db.timeout)
 }
 
-// dbtx is what the statement helpers need, satisfied by both the pool and a
-// transaction, so one helper serves either (sqlc's DBTX).
-type dbtx interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
 // maxAttempts bounds how often a transaction that lost a serialization
 // failure or a deadlock is run again before giving up as unavailable.
 const maxAttempts = 3
@@ -197,6 +189,18 @@ func (db *DB) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		}
 		return nil
 	})
+}
+
+// exec runs one statement outside a transaction, retried like inTx: a
+// DELETE of several rows can deadlock with a login deleting some of them.
+func (db *DB) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	var tag pgconn.CommandTag
+	err := retry(ctx, func() error {
+		var err error
+		tag, err = db.pool.Exec(ctx, sql, args...)
+		return err
+	})
+	return tag, err
 }
 
 // storeError turns an error that reached a store method's boundary into a

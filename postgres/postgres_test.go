@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/pgtest"
@@ -52,10 +53,11 @@ func TestMigrateConcurrentAndIdempotent(t *testing.T) {
 	url := pgtest.URL(t)
 	// Three instances starting at once against one database: goose's
 	// advisory lock lets one migrate while the others wait and find the
-	// schema current.
+	// schema current. The first has a pool of one connection, which the
+	// migration lock itself occupies.
 	dbs := make([]*postgres.DB, 3)
 	for i := range dbs {
-		dbs[i] = openURL(t, url, postgres.Options{MaxConns: 2})
+		dbs[i] = openURL(t, url, postgres.Options{MaxConns: int32(i + 1)})
 	}
 	errs := make([]error, len(dbs))
 	var wg sync.WaitGroup
@@ -243,5 +245,48 @@ func BenchmarkCreateSession(b *testing.B) {
 		if _, err := db.CreateSession(context.Background(), s, now, p); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestRetry(t *testing.T) {
+	tests := []struct {
+		name      string
+		failures  []string // SQLSTATE of each failing attempt, in order
+		wantCalls int
+		wantCode  string // of the error at the store boundary; "" for success
+	}{
+		{"success", nil, 1, ""},
+		{"deadlock then success", []string{"40P01"}, 2, ""},
+		{"serialization failures then success", []string{"40001", "40001"}, 3, ""},
+		{"gives up after three attempts", []string{"40001", "40P01", "40001", "40001"}, 3, sessiond.CodeUnavailable},
+		{"other errors are not retried", []string{"23505"}, 1, sessiond.CodeUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := 0
+			err := postgres.Retry(t.Context(), func() error {
+				calls++
+				if calls <= len(tt.failures) {
+					return &pgconn.PgError{Code: tt.failures[calls-1]}
+				}
+				return nil
+			})
+			if calls != tt.wantCalls {
+				t.Errorf("got %d calls, want %d", calls, tt.wantCalls)
+			}
+			if got := sessiond.ErrorCode(postgres.StoreError("op", err)); got != tt.wantCode {
+				t.Errorf("got code %q (err %v), want %q", got, err, tt.wantCode)
+			}
+		})
+	}
+}
+
+func TestStoreErrorKeepsDomainErrors(t *testing.T) {
+	want := sessiond.Errorf(sessiond.CodeNotFound, "no such user")
+	if got := postgres.StoreError("op", want); got != error(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if got := postgres.StoreError("op", nil); got != nil {
+		t.Errorf("got %v, want nil", got)
 	}
 }

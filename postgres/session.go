@@ -331,7 +331,7 @@ const (
 func (db *DB) DeleteSession(ctx context.Context, userID, id string) error {
 	ctx, cancel := db.withTimeout(ctx)
 	defer cancel()
-	tag, err := db.pool.Exec(ctx, deleteUserSession, id, userID)
+	tag, err := db.exec(ctx, deleteUserSession, id, userID)
 	if err != nil {
 		return storeError("delete session", err)
 	}
@@ -345,7 +345,7 @@ func (db *DB) DeleteSession(ctx context.Context, userID, id string) error {
 func (db *DB) DeleteUserSessions(ctx context.Context, userID string) (int, error) {
 	ctx, cancel := db.withTimeout(ctx)
 	defer cancel()
-	tag, err := db.pool.Exec(ctx, deleteUserSessions, userID)
+	tag, err := db.exec(ctx, deleteUserSessions, userID)
 	if err != nil {
 		return 0, storeError("delete user sessions", err)
 	}
@@ -369,7 +369,7 @@ func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time, p sessio
 	}
 	ctx, cancel := db.withTimeout(ctx)
 	defer cancel()
-	tag, err := db.pool.Exec(ctx, deleteExpiredSessions, now, p.IdleCutoff(now), limit)
+	tag, err := db.exec(ctx, deleteExpiredSessions, now, p.IdleCutoff(now), limit)
 	if err != nil {
 		return 0, storeError("delete expired sessions", err)
 	}

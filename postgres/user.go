@@ -21,7 +21,7 @@ const emailConstraint = "users_email_key"
 func (db *DB) CreateUser(ctx context.Context, u *sessiond.User) error {
 	ctx, cancel := db.withTimeout(ctx)
 	defer cancel()
-	_, err := db.pool.Exec(ctx, createUser, u.ID, u.Email, u.PasswordHash, u.CreatedAt)
+	_, err := db.exec(ctx, createUser, u.ID, u.Email, u.PasswordHash, u.CreatedAt)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolation && pgErr.ConstraintName == emailConstraint {
 		return sessiond.Errorf(sessiond.CodeEmailTaken, "the email address is already registered")
