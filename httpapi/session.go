@@ -46,7 +46,9 @@ func newTokenResponse(t *sessiond.Tokens) tokenResponse {
 	}
 }
 
-func seconds(d time.Duration) int64 { return int64(math.Floor(d.Seconds())) }
+// seconds rounds up: the exp claim is whole seconds, so an AT issued at 12:00:00.3
+// for 15 minutes expires at 12:15:00, and says 900, not 899.
+func seconds(d time.Duration) int64 { return int64(math.Ceil(d.Seconds())) }
 
 func handleSignup(logger *slog.Logger, svc sessiond.AuthService) http.Handler {
 	type response struct {

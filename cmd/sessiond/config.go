@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/password"
 )
 
 // Config is the whole configuration of `sessiond serve` (DESIGN.md
@@ -27,6 +28,11 @@ type Config struct {
 	DBTimeout         time.Duration
 	ShutdownTimeout   time.Duration
 	KeyReload         time.Duration
+	// PasswordHash are the argon2id parameters of new hashes, and HashWait
+	// how long a login waits for a free hashing slot before a 503. Not
+	// flags: the defaults are OWASP's minimum; tests lower them.
+	PasswordHash password.Params
+	HashWait     time.Duration
 }
 
 // DefaultConfig is DESIGN.md's defaults.
@@ -43,6 +49,8 @@ func DefaultConfig() Config {
 		DBTimeout:         5 * time.Second,
 		ShutdownTimeout:   15 * time.Second,
 		KeyReload:         30 * time.Second,
+		PasswordHash:      password.DefaultParams(),
+		HashWait:          2 * time.Second,
 	}
 }
 
@@ -153,6 +161,9 @@ func (c *Config) Validate() error {
 		return bad("shutdown-timeout", "%v is negative", c.ShutdownTimeout)
 	case c.KeyReload < time.Second || c.KeyReload > time.Minute:
 		return bad("key-reload", "%v is not between 1s and 1m", c.KeyReload)
+	}
+	if err := c.PasswordHash.Validate(); err != nil {
+		return fmt.Errorf("password hash parameters: %v", err)
 	}
 	return nil
 }

@@ -67,11 +67,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
-	a, err := newApp(ctx, cfg, logger, sessiond.SystemClock)
+	db, err := openStore(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer db.Close()
+	a, err := newApp(ctx, cfg, db, logger, sessiond.SystemClock)
 	if err != nil {
 		return err
 	}
-	defer a.close()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -119,16 +123,11 @@ type app struct {
 	logger  *slog.Logger
 }
 
-// newApp opens and migrates the database, makes sure a signing key and the
-// refresh-token secret exist in it, and wires the HTTP API.
-func newApp(ctx context.Context, cfg Config, logger *slog.Logger, clock sessiond.Clock) (*app, error) {
-	db, err := openStore(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
-	}
+// newApp migrates the database, makes sure a signing key and the
+// refresh-token secret exist in it, and wires the HTTP API. The caller owns db.
+func newApp(ctx context.Context, cfg Config, db store, logger *slog.Logger, clock sessiond.Clock) (*app, error) {
 	a := &app{store: db, keys: token.NewKeyring(cfg.AccessTTL), clock: clock, logger: logger}
 	if err := a.init(ctx, cfg); err != nil {
-		db.Close()
 		return nil, err
 	}
 	return a, nil
@@ -161,7 +160,7 @@ func (a *app) init(ctx context.Context, cfg Config) error {
 
 	svc := auth.New(auth.Deps{
 		Store:             a.store,
-		Hasher:            password.NewHasher(password.DefaultParams(), 0, 2*time.Second),
+		Hasher:            password.NewHasher(cfg.PasswordHash, 0, cfg.HashWait),
 		Issuer:            token.NewIssuer(a.keys, cfg.Issuer, cfg.Audience, cfg.AccessTTL),
 		Verifier:          token.NewVerifier(a.keys, cfg.Issuer, cfg.Audience, a.clock, 5*time.Second),
 		Refresher:         refresher,
@@ -210,5 +209,3 @@ func (a *app) reloadKeys(ctx context.Context, every time.Duration) {
 		}
 	}
 }
-
-func (a *app) close() error { return a.store.Close() }

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func getenvFrom(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// TestServeStartsAndShutsDown runs the real program: it serves on a free
+// port, answers, and returns cleanly when its context ends.
+func TestServeStartsAndShutsDown(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env := map[string]string{
+		"SESSIOND_ADDR":         "127.0.0.1:0",
+		"SESSIOND_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "s.db"),
+	}
+	stdoutR, stdoutW := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, getenvFrom(env), stdoutW, io.Discard); stdoutW.Close() }()
+
+	line, err := bufio.NewReader(stdoutR).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no listening line: %v", err)
+	}
+	url := strings.TrimSpace(strings.TrimPrefix(line, "sessiond listening on "))
+	go io.Copy(io.Discard, stdoutR)
+	for _, path := range []string{"/healthz", "/readyz", "/.well-known/jwks.json", "/metrics"} {
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s: got %d, want 200", path, resp.StatusCode)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v, want nil after shutdown", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return after its context ended")
+	}
+}
+
+// TestBadConfiguration: a bad setting stops the start with one line naming it.
+func TestBadConfiguration(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"not a number", map[string]string{"SESSIOND_MAX_SESSIONS": "five"}, nil, "SESSIOND_MAX_SESSIONS"},
+		{"zero sessions", map[string]string{"SESSIOND_MAX_SESSIONS": "0"}, nil, "SESSIOND_MAX_SESSIONS"},
+		{"bad duration", map[string]string{"SESSIOND_ACCESS_TTL": "15 minutes"}, nil, "SESSIOND_ACCESS_TTL"},
+		{"bad bool", map[string]string{"SESSIOND_ROTATE_REFRESH": "maybe"}, nil, "SESSIOND_ROTATE_REFRESH"},
+		{"bad database", map[string]string{"SESSIOND_DATABASE_URL": "mysql://x"}, nil, "SESSIOND_DATABASE_URL"},
+		{"empty sqlite path", map[string]string{"SESSIOND_DATABASE_URL": "sqlite:"}, nil, "SESSIOND_DATABASE_URL"},
+		{"password minimum", map[string]string{"SESSIOND_PASSWORD_MIN_LENGTH": "4"}, nil, "SESSIOND_PASSWORD_MIN_LENGTH"},
+		{"negative grace", nil, []string{"-reuse-grace", "-1s"}, "SESSIOND_REUSE_GRACE"},
+		{"bad addr", map[string]string{"SESSIOND_ADDR": "8080"}, nil, "SESSIOND_ADDR"},
+		{"flag parse", nil, []string{"-max-sessions", "x"}, "max-sessions"},
+		{"unknown command", nil, []string{"frobnicate"}, "frobnicate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			err := run(context.Background(), tt.args, getenvFrom(tt.env), io.Discard, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got error %v, want one naming %s", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+		})
+	}
+}
+
+func TestFlagsWinOverEnvironment(t *testing.T) {
+	cfg, err := parseConfig(newFlagSet("serve", io.Discard), []string{"-max-sessions", "7"},
+		getenvFrom(map[string]string{"SESSIOND_MAX_SESSIONS": "3", "SESSIOND_IDLE_TTL": "2h"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Policy.MaxSessions != 7 || cfg.Policy.IdleTTL != 2*time.Hour {
+		t.Fatalf("got max %d idle %v, want 7 and 2h", cfg.Policy.MaxSessions, cfg.Policy.IdleTTL)
+	}
+	if cfg.Issuer != "http://127.0.0.1:8080" {
+		t.Fatalf("default issuer: got %q", cfg.Issuer)
+	}
+}
+
+func TestMigrateCommand(t *testing.T) {
+	var out bytes.Buffer
+	env := getenvFrom(map[string]string{"SESSIOND_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "m.db")})
+	for range 2 { // idempotent
+		if err := run(context.Background(), []string{"migrate"}, env, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(out.String(), "up to date") {
+		t.Fatalf("got %q", out.String())
+	}
+	var help bytes.Buffer
+	if err := run(context.Background(), []string{"help"}, env, &help, io.Discard); err != nil || !strings.Contains(help.String(), "migrate") {
+		t.Fatalf("help: got %v %q", err, help.String())
+	}
+}

@@ -1,0 +1,64 @@
+package sessiond_test
+
+import (
+	"go/build"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependencies is a statement of policy (STYLE.md, after go/build's
+// deps_test.go): dependencies point inward.
+func TestDependencies(t *testing.T) {
+	const mod = "github.com/sessiond/sessiond"
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	// Which of this module's packages each package may import; "std" marks
+	// packages that may import only the standard library and these.
+	allowed := map[string][]string{
+		mod:                      {},
+		mod + "/password":        {mod},
+		mod + "/token":           {mod},
+		mod + "/auth":            {mod, mod + "/password", mod + "/token"},
+		mod + "/httpapi":         {mod},
+		mod + "/sqlite":          {mod},
+		mod + "/postgres":        {mod},
+		mod + "/storetest":       {mod},
+		mod + "/internal/pgtest": {},
+	}
+	stdOnly := map[string]bool{mod: true}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg, imports := fields[0], fields[1:]
+		ok, ruled := allowed[pkg]
+		for _, imp := range imports {
+			switch {
+			case strings.HasPrefix(imp, mod):
+				if ruled && !contains(ok, imp) {
+					t.Errorf("%s imports %s, which its rule does not allow", pkg, imp)
+				}
+				if !ruled && pkg != mod+"/cmd/sessiond" && (strings.HasSuffix(imp, "/sqlite") || strings.HasSuffix(imp, "/postgres")) {
+					t.Errorf("%s imports the concrete store %s; only cmd/sessiond may", pkg, imp)
+				}
+			case stdOnly[pkg] && !isStd(imp):
+				t.Errorf("%s imports %s; the root package uses the standard library only", pkg, imp)
+			}
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func isStd(path string) bool {
+	p, err := build.Import(path, "", build.FindOnly)
+	return err == nil && p.Goroot
+}
