@@ -32,6 +32,7 @@ type Store interface {
 	UserStore
 	SessionStore
 	KeyStore
+	AttemptStore
 	// Ping reports whether the database answers; CodeUnavailable if not.
 	Ping(ctx context.Context) error
 	// Close releases the database.
