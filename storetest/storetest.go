@@ -4,9 +4,9 @@
 // tests (the ory/kratos persistence-test pattern).
 //
 // Start reading at Run; each subtest names the rule it proves, and the files
-// follow the interfaces: user.go, session.go, refresh.go, key.go. The suite
-// never sleeps: every expiry decision is driven by the now values it passes
-// in, all offsets from the fixed instant t0.
+// follow the interfaces: user.go, session.go, refresh.go, key.go, attempt.go.
+// The suite never sleeps: every expiry decision is driven by the now values it
+// passes in, all offsets from the fixed instant t0.
 package storetest
 
 import (
@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) sessiond.Store) {
 		{"delete_expired_sessions", testDeleteExpiredSessions},
 		{"keys", testKeys},
 		{"secrets", testSecrets},
+		{"login_failures", testLoginFailures},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, open) })
 	}

@@ -90,6 +90,18 @@ func testErrors(t *testing.T, open opener) {
 		{"ListSessions", func(ctx context.Context) error { _, err := st.ListSessions(ctx, u.ID, at(time.Hour), p); return err }},
 		{"DeleteSession", func(ctx context.Context) error { return st.DeleteSession(ctx, u.ID, s.ID) }},
 		{"ListKeys", func(ctx context.Context) error { _, err := st.ListKeys(ctx); return err }},
+		{"LoginFailures", func(ctx context.Context) error {
+			_, err := st.LoginFailures(ctx, []string{"k"}, t0, time.Minute)
+			return err
+		}},
+		{"RecordLoginFailure", func(ctx context.Context) error {
+			return st.RecordLoginFailure(ctx, []string{"k"}, t0, time.Minute)
+		}},
+		{"ClearLoginFailures", func(ctx context.Context) error { return st.ClearLoginFailures(ctx, "k") }},
+		{"DeleteStaleLoginFailures", func(ctx context.Context) error {
+			_, err := st.DeleteStaleLoginFailures(ctx, t0, time.Minute, 10)
+			return err
+		}},
 	}
 	mustOK(t, st.Ping(ctx(t)), "Ping")
 	for _, tc := range calls {
