@@ -48,4 +48,12 @@ type AuthService interface {
 	Logout(ctx context.Context, p *Principal) error
 	// Me returns the principal's user. CodeInvalidToken if the user is gone.
 	Me(ctx context.Context, p *Principal) (*User, error)
+	// Sessions returns the principal's user's live sessions, most recently
+	// used first.
+	Sessions(ctx context.Context, p *Principal) ([]Session, error)
+	// RevokeSession ends one of the principal's user's sessions.
+	// CodeNotFound for an unknown id or another user's session.
+	RevokeSession(ctx context.Context, p *Principal, sessionID string) error
+	// LogoutAll ends every session of the principal's user.
+	LogoutAll(ctx context.Context, p *Principal) error
 }

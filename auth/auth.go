@@ -39,6 +39,8 @@ type Service struct {
 	clock     sessiond.Clock
 	policy    sessiond.Policy
 	pwMin     int
+	pwScore   int
+	throttle  Throttle
 	logger    *slog.Logger
 }
 
@@ -51,8 +53,11 @@ type Deps struct {
 	Refresher *token.Refresher
 	Clock     sessiond.Clock // nil means sessiond.SystemClock
 	Policy    sessiond.Policy
-	// PasswordMinLength is the shortest password Signup accepts (0 means the default).
+	// PasswordMinLength is the shortest password Signup accepts (0 means
+	// the default); PasswordMinScore the zxcvbn score it needs (0-4).
 	PasswordMinLength int
+	PasswordMinScore  int
+	Throttle          Throttle
 	Logger            *slog.Logger
 }
 
@@ -60,7 +65,8 @@ type Deps struct {
 func New(d Deps) *Service {
 	s := &Service{
 		store: d.Store, hasher: d.Hasher, issuer: d.Issuer, verifier: d.Verifier,
-		refresher: d.Refresher, clock: d.Clock, policy: d.Policy, pwMin: d.PasswordMinLength, logger: d.Logger,
+		refresher: d.Refresher, clock: d.Clock, policy: d.Policy, pwMin: d.PasswordMinLength,
+		pwScore: d.PasswordMinScore, throttle: d.Throttle, logger: d.Logger,
 	}
 	if s.clock == nil {
 		s.clock = sessiond.SystemClock
@@ -99,23 +105,14 @@ func validateEmail(email string) error {
 	return nil
 }
 
-func (s *Service) validatePassword(pw string) error {
-	if !utf8.ValidString(pw) {
-		return sessiond.Errorf(sessiond.CodeWeakPassword, "password must be valid UTF-8")
-	}
-	if n := utf8.RuneCountInString(pw); n < s.pwMin || n > PasswordMaxLength {
-		return sessiond.Errorf(sessiond.CodeWeakPassword, "password must be %d to %d characters long, got %d", s.pwMin, PasswordMaxLength, n)
-	}
-	return nil
-}
-
 // Signup creates a user.
 func (s *Service) Signup(ctx context.Context, email, pw string) (*sessiond.User, error) {
 	email = NormalizeEmail(email)
 	if err := validateEmail(email); err != nil {
 		return nil, err
 	}
-	if err := s.validatePassword(pw); err != nil {
+	pw = normalizePassword(pw)
+	if err := s.checkPassword(pw, email); err != nil {
 		return nil, err
 	}
 	hash, err := s.hasher.Hash(ctx, pw)
@@ -135,24 +132,23 @@ var errCredentials = sessiond.Errorf(sessiond.CodeInvalidCredentials, "email or 
 // least recently used sessions beyond the cap in the same transaction.
 func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.ClientInfo) (*sessiond.Tokens, error) {
 	email = NormalizeEmail(email)
-	u, err := s.store.UserByEmail(ctx, email)
-	switch {
-	case sessiond.ErrorCode(err) == sessiond.CodeNotFound:
-		// Same hashing work as a wrong password, so timing does not tell
-		// which emails have accounts.
-		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
-			return nil, err
-		}
-		return nil, errCredentials
-	case err != nil:
-		return nil, err
-	}
-	ok, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
+	pw = normalizePassword(pw)
+	keys := s.throttleKeys(email, c.IP)
+	failures, err := s.checkThrottle(ctx, keys)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
-		return nil, errCredentials
+	u, err := s.checkCredentials(ctx, email, pw)
+	if err != nil {
+		if sessiond.ErrorCode(err) == sessiond.CodeInvalidCredentials {
+			if rerr := s.recordFailure(ctx, keys); rerr != nil {
+				return nil, rerr
+			}
+		}
+		return nil, err
+	}
+	if err := s.clearFailures(ctx, keys, failures); err != nil {
+		return nil, err
 	}
 
 	now := s.now()
@@ -179,6 +175,30 @@ func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.Client
 			slog.String("user_id", u.ID), slog.Any("evicted", evicted))
 	}
 	return s.tokens(sess, rt, now)
+}
+
+// checkCredentials returns the user whose password pw is, or
+// errCredentials: the same answer, after the same hashing work, for an
+// unknown email and a wrong password.
+func (s *Service) checkCredentials(ctx context.Context, email, pw string) (*sessiond.User, error) {
+	u, err := s.store.UserByEmail(ctx, email)
+	switch {
+	case sessiond.ErrorCode(err) == sessiond.CodeNotFound:
+		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
+			return nil, err
+		}
+		return nil, errCredentials
+	case err != nil:
+		return nil, err
+	}
+	ok, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errCredentials
+	}
+	return u, nil
 }
 
 // Refresh trades a refresh token for a new access token, and with rotation

@@ -36,13 +36,14 @@ func requestIDFrom(ctx context.Context) string {
 
 // recoverer is the last line of defence: a panic is logged with its stack and
 // answered as a problem, and the server keeps serving.
-func recoverer(logger *slog.Logger, next http.Handler) http.Handler {
+func recoverer(logger *slog.Logger, m *Metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
+				m.panicked()
 				logger.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
 					slog.String("request_id", requestIDFrom(r.Context())),
 					slog.Any("panic", v), slog.String("stack", string(debug.Stack())))

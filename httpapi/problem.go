@@ -61,6 +61,7 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 	if errors.As(err, &e) && e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+999_999_999)/1e9)))
 	}
+	setProblemCode(w, code)
 	p := problem{
 		Type:   "urn:sessiond:problem:" + code,
 		Title:  http.StatusText(status),

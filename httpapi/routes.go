@@ -15,9 +15,12 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		handler http.Handler
 	}{
 		{"POST /v1/signup", handleSignup(d.Logger, d.Auth)},
-		{"POST /v1/login", handleLogin(d.Logger, d.Auth)},
+		{"POST /v1/login", handleLogin(d.Logger, d.Auth, d.TrustedProxies)},
 		{"POST /v1/refresh", handleRefresh(d.Logger, d.Auth)},
 		{"POST /v1/logout", handleLogout(d.Logger, d.Auth)},
+		{"POST /v1/logout-all", bearer(d.Logger, d.Auth, handleLogoutAll(d.Logger, d.Auth))},
+		{"GET /v1/sessions", bearer(d.Logger, d.Auth, handleListSessions(d.Logger, d.Auth))},
+		{"DELETE /v1/sessions/{id}", bearer(d.Logger, d.Auth, handleRevokeSession(d.Logger, d.Auth))},
 		{"GET /v1/me", bearer(d.Logger, d.Auth, handleMe(d.Logger, d.Auth))},
 		{"GET /.well-known/jwks.json", handleJWKS(d.JWKS)},
 		{"GET /healthz", handleHealthz()},

@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 
 	"github.com/sessiond/sessiond"
 )
@@ -28,6 +29,10 @@ type Deps struct {
 	JWKS    JWKSSource
 	Ready   Pinger
 	Metrics http.Handler // serves GET /metrics; nil leaves it out
+	// Metrics, when set, instruments every request.
+	Instruments *Metrics
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
 }
 
 // NewServer returns the sessiond HTTP API.
@@ -37,8 +42,8 @@ func NewServer(d Deps) http.Handler {
 	}
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
-	var h http.Handler = mux
-	h = recoverer(d.Logger, h)
+	h := d.Instruments.instrument(mux)
+	h = recoverer(d.Logger, d.Instruments, h)
 	h = requestID(h)
 	return h
 }

@@ -3,8 +3,8 @@ package httpapi
 import (
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/sessiond/sessiond"
@@ -71,14 +71,14 @@ func handleSignup(logger *slog.Logger, svc sessiond.AuthService) http.Handler {
 	})
 }
 
-func handleLogin(logger *slog.Logger, svc sessiond.AuthService) http.Handler {
+func handleLogin(logger *slog.Logger, svc sessiond.AuthService, trusted []netip.Prefix) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, err := decode[credentials](w, r)
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
 		}
-		t, err := svc.Login(r.Context(), req.Email, req.Password, clientInfo(r))
+		t, err := svc.Login(r.Context(), req.Email, req.Password, clientInfo(r, trusted))
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
@@ -145,14 +145,4 @@ func handleMe(logger *slog.Logger, svc sessiond.AuthService) http.Handler {
 		}
 		encode(w, http.StatusOK, response{UserID: u.ID, Email: u.Email, SessionID: p.SessionID})
 	})
-}
-
-// clientInfo describes the caller for the session list. The IP is the
-// connection's peer.
-func clientInfo(r *http.Request) sessiond.ClientInfo {
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
-	}
-	return sessiond.ClientInfo{UserAgent: r.UserAgent(), IP: ip}
 }

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -77,7 +78,13 @@ type Hasher struct {
 	wait   time.Duration
 	// dummy is a hash at params, for VerifyDummy to check against.
 	dummy decoded
+	// computed counts argon2 computations, for metrics and for tests that
+	// show a refused login cost none.
+	computed atomic.Uint64
 }
+
+// Computed returns how many argon2 hashes the Hasher has computed.
+func (h *Hasher) Computed() uint64 { return h.computed.Load() }
 
 // NewHasher returns a Hasher at p that runs at most slots hashes at once
 // (slots <= 0 means 2*GOMAXPROCS: argon2 is CPU-bound, and each running hash
@@ -155,6 +162,7 @@ func (h *Hasher) NeedsRehash(encoded string) bool {
 }
 
 func (h *Hasher) compute(password string, salt []byte, p Params) []byte {
+	h.computed.Add(1)
 	return argon2.IDKey([]byte(password), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLength)
 }
 

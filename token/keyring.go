@@ -16,10 +16,11 @@ import (
 // Algorithm is the only JWS algorithm sessiond signs and accepts.
 const Algorithm = "EdDSA"
 
-// retentionMargin keeps a retired key published a little longer than the
-// longest-lived token it signed, for clock skew between instances and for
-// verifiers that cache the JWKS document.
-const retentionMargin = time.Minute
+// RetiredKeyMargin keeps a retired key published a little longer than the
+// longest-lived token it signed: other instances may sign with it until
+// their next key reload (at most a minute), and clocks of instances and
+// verifiers differ.
+const RetiredKeyMargin = 2 * time.Minute
 
 // Keyring holds the keys an instance signs with and publishes. It is safe for
 // concurrent use: Set builds an immutable snapshot and swaps it in atomically,
@@ -68,7 +69,7 @@ func (k *Keyring) Set(keys []sessiond.SigningKey, now time.Time) error {
 	var currentCreated time.Time
 	for i := range keys {
 		sk := &keys[i]
-		if !sk.Current() && !sk.RetiredAt.Add(k.accessTTL+retentionMargin).After(now) {
+		if !sk.Current() && !sk.RetiredAt.Add(k.accessTTL+RetiredKeyMargin).After(now) {
 			continue
 		}
 		e, err := prepareKey(sk)

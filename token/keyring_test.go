@@ -76,7 +76,7 @@ func jwksKids(t *testing.T, doc []byte) []string {
 
 func TestKeyringRetention(t *testing.T) {
 	current := mustKey(t, t0)
-	margin := time.Minute
+	margin := token.RetiredKeyMargin
 	tests := []struct {
 		name      string
 		retiredAt time.Time
@@ -145,7 +145,7 @@ func TestKeyringRotation(t *testing.T) {
 	}
 
 	// Once every token the old key signed has expired, it is dropped.
-	later := t0.Add(testTTL + time.Minute + time.Second)
+	later := t0.Add(testTTL + token.RetiredKeyMargin + time.Second)
 	if err := f.keys.Set([]sessiond.SigningKey{*next, oldKey}, later); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/password"
 )
 
@@ -23,8 +24,12 @@ type Config struct {
 	Issuer            string
 	Audience          string
 	LoginMaxFailures  int
+	LoginMaxIPFail    int
 	LoginWindow       time.Duration
 	PasswordMinLength int
+	PasswordMinScore  int
+	TrustedProxies    string
+	SweepInterval     time.Duration
 	DBTimeout         time.Duration
 	ShutdownTimeout   time.Duration
 	KeyReload         time.Duration
@@ -44,8 +49,11 @@ func DefaultConfig() Config {
 		AccessTTL:         15 * time.Minute,
 		Audience:          "sessiond",
 		LoginMaxFailures:  10,
+		LoginMaxIPFail:    100,
 		LoginWindow:       15 * time.Minute,
 		PasswordMinLength: 12,
+		PasswordMinScore:  2,
+		SweepInterval:     time.Minute,
 		DBTimeout:         5 * time.Second,
 		ShutdownTimeout:   15 * time.Second,
 		KeyReload:         30 * time.Second,
@@ -68,8 +76,12 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "iss claim (default http:// + listen address)")
 	fs.StringVar(&c.Audience, "audience", c.Audience, "aud claim")
 	fs.IntVar(&c.LoginMaxFailures, "login-max-failures", c.LoginMaxFailures, "failed logins per email (and per IP) per window before 429")
+	fs.IntVar(&c.LoginMaxIPFail, "login-max-ip-failures", c.LoginMaxIPFail, "failed logins per client IP per window before 429")
 	fs.DurationVar(&c.LoginWindow, "login-window", c.LoginWindow, "window of login-max-failures")
 	fs.IntVar(&c.PasswordMinLength, "password-min-length", c.PasswordMinLength, "shortest password accepted at signup (8-64)")
+	fs.IntVar(&c.PasswordMinScore, "password-min-score", c.PasswordMinScore, "zxcvbn strength (0-4) a new password needs")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs whose X-Forwarded-For is believed")
+	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.SweepInterval, "how often expired sessions are deleted")
 	fs.DurationVar(&c.DBTimeout, "db-timeout", c.DBTimeout, "deadline of every database call")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a shutdown waits for in-flight requests")
 	fs.DurationVar(&c.KeyReload, "key-reload", c.KeyReload, "how often signing keys are re-read from the database")
@@ -151,16 +163,25 @@ func (c *Config) Validate() error {
 		return bad("audience", "must not be empty")
 	case c.LoginMaxFailures < 1:
 		return bad("login-max-failures", "%d is less than 1", c.LoginMaxFailures)
+	case c.LoginMaxIPFail < c.LoginMaxFailures:
+		return bad("login-max-ip-failures", "%d is less than login-max-failures %d", c.LoginMaxIPFail, c.LoginMaxFailures)
 	case c.LoginWindow < time.Second:
 		return bad("login-window", "%v is shorter than 1s", c.LoginWindow)
 	case c.PasswordMinLength < 8 || c.PasswordMinLength > 64:
 		return bad("password-min-length", "%d is not between 8 and 64", c.PasswordMinLength)
+	case c.PasswordMinScore < 0 || c.PasswordMinScore > 4:
+		return bad("password-min-score", "%d is not between 0 and 4", c.PasswordMinScore)
+	case c.SweepInterval < time.Second:
+		return bad("sweep-interval", "%v is shorter than 1s", c.SweepInterval)
 	case c.DBTimeout < 100*time.Millisecond:
 		return bad("db-timeout", "%v is shorter than 100ms", c.DBTimeout)
 	case c.ShutdownTimeout < 0:
 		return bad("shutdown-timeout", "%v is negative", c.ShutdownTimeout)
 	case c.KeyReload < time.Second || c.KeyReload > time.Minute:
 		return bad("key-reload", "%v is not between 1s and 1m", c.KeyReload)
+	}
+	if _, err := httpapi.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		return bad("trusted-proxies", "%v", err)
 	}
 	if err := c.PasswordHash.Validate(); err != nil {
 		return fmt.Errorf("password hash parameters: %v", err)

@@ -36,6 +36,13 @@ Usage:
   sessiond [serve] [flags]   run the HTTP service (the default); applies
                              database migrations first
   sessiond migrate [flags]   apply database migrations and exit
+  sessiond keys rotate [flags]
+                             add a new current signing key; running instances
+                             pick it up within SESSIOND_KEY_RELOAD, and the
+                             retired key stays in the JWKS until every access
+                             token it signed has expired
+  sessiond keys list [flags] show every signing key: kid, algorithm, created,
+                             retired, and until when it is published
   sessiond help              show this text
 
 Every flag can also be set with its SESSIOND_* environment variable
@@ -54,6 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServe(ctx, args, getenv, stdout, stderr)
 	case "migrate":
 		return runMigrate(ctx, args, getenv, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, args, getenv, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -92,6 +92,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	go a.reloadKeys(ctx, cfg.KeyReload)
+	go a.sweep(ctx, cfg.SweepInterval)
 	logger.Info("sessiond listening", "addr", ln.Addr().String(), "database", redactURL(cfg.DatabaseURL))
 	fmt.Fprintf(stdout, "sessiond listening on http://%s\n", ln.Addr())
 
@@ -116,17 +117,22 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 // app is a running sessiond without its listener: what tests drive.
 type app struct {
-	handler http.Handler
-	store   store
-	keys    *token.Keyring
-	clock   sessiond.Clock
-	logger  *slog.Logger
+	handler  http.Handler
+	store    store
+	keys     *token.Keyring
+	clock    sessiond.Clock
+	logger   *slog.Logger
+	registry *prometheus.Registry
+	hasher   *password.Hasher
+	policy   sessiond.Policy
+	window   time.Duration // of login throttling
 }
 
 // newApp migrates the database, makes sure a signing key and the
 // refresh-token secret exist in it, and wires the HTTP API. The caller owns db.
 func newApp(ctx context.Context, cfg Config, db store, logger *slog.Logger, clock sessiond.Clock) (*app, error) {
-	a := &app{store: db, keys: token.NewKeyring(cfg.AccessTTL), clock: clock, logger: logger}
+	a := &app{store: db, keys: token.NewKeyring(cfg.AccessTTL), clock: clock, logger: logger,
+		policy: cfg.Policy, window: cfg.LoginWindow}
 	if err := a.init(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -158,25 +164,45 @@ func (a *app) init(ctx context.Context, cfg Config) error {
 		return err
 	}
 
+	a.hasher = password.NewHasher(cfg.PasswordHash, 0, cfg.HashWait)
 	svc := auth.New(auth.Deps{
 		Store:             a.store,
-		Hasher:            password.NewHasher(cfg.PasswordHash, 0, cfg.HashWait),
+		Hasher:            a.hasher,
 		Issuer:            token.NewIssuer(a.keys, cfg.Issuer, cfg.Audience, cfg.AccessTTL),
 		Verifier:          token.NewVerifier(a.keys, cfg.Issuer, cfg.Audience, a.clock, 5*time.Second),
 		Refresher:         refresher,
 		Clock:             a.clock,
 		Policy:            cfg.Policy,
 		PasswordMinLength: cfg.PasswordMinLength,
-		Logger:            a.logger,
+		PasswordMinScore:  cfg.PasswordMinScore,
+		Throttle: auth.Throttle{
+			MaxFailures:   cfg.LoginMaxFailures,
+			MaxIPFailures: cfg.LoginMaxIPFail,
+			Window:        cfg.LoginWindow,
+		},
+		Logger: a.logger,
 	})
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	trusted, err := httpapi.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	a.registry = prometheus.NewRegistry()
+	a.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sessiond_password_hashes_total",
+			Help: "argon2id computations (signup, login, and the equal-cost check for unknown emails).",
+		}, func() float64 { return float64(a.hasher.Computed()) }),
+	)
 	a.handler = httpapi.NewServer(httpapi.Deps{
-		Logger:  a.logger,
-		Auth:    svc,
-		JWKS:    a.keys,
-		Ready:   a.store,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Logger:         a.logger,
+		Auth:           svc,
+		JWKS:           a.keys,
+		Ready:          a.store,
+		Metrics:        promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}),
+		Instruments:    httpapi.NewMetrics(a.registry),
+		TrustedProxies: trusted,
 	})
 	return nil
 }
