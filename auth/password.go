@@ -29,15 +29,22 @@ func (s *Service) checkPassword(pw, email string) error {
 	if n := utf8.RuneCountInString(pw); n < s.pwMin || n > PasswordMaxLength {
 		return sessiond.Errorf(sessiond.CodeWeakPassword, "password must be %d to %d characters long, got %d", s.pwMin, PasswordMaxLength, n)
 	}
-	local, domain, _ := strings.Cut(email, "@")
-	inputs := []string{email, local, domain}
-	inputs = append(inputs, strings.FieldsFunc(local, func(r rune) bool { return r == '.' || r == '_' || r == '-' || r == '+' })...)
-	r := zxcvbn.PasswordStrength(pw, inputs)
+	r := zxcvbn.PasswordStrength(pw, emailWords(email))
 	if r.Score >= s.pwScore {
 		return nil
 	}
 	return sessiond.Errorf(sessiond.CodeWeakPassword, "password is too easy to guess (strength %d of 4, %d required): %s",
 		r.Score, s.pwScore, weakness(r))
+}
+
+// emailWords are the parts of an email a password must not be made of:
+// "ada.lovelace@example.com" gives the address, "ada.lovelace",
+// "adalovelace", "ada", "lovelace" and "example.com".
+func emailWords(email string) []string {
+	local, domain, _ := strings.Cut(email, "@")
+	sep := func(r rune) bool { return strings.ContainsRune("._-+", r) }
+	words := strings.FieldsFunc(local, sep)
+	return append([]string{email, local, strings.Join(words, ""), domain}, words...)
 }
 
 // weakness says in words why zxcvbn found a password guessable.

@@ -74,11 +74,18 @@ func newTestEnv(t *testing.T, dbURL string, configure func(*Config)) *testEnv {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	return newTestEnvWith(t, cfg, nil)
+	return newTestEnvWith(t, cfg, nil, nil)
 }
 
-// newTestEnvWith builds the env on cfg; wrap, when set, wraps the store.
-func newTestEnvWith(t *testing.T, cfg Config, wrap func(store) store) *testEnv {
+// newPeerEnv is a second instance on e's database and clock, configured alike.
+func (e *testEnv) newPeerEnv() *testEnv {
+	e.t.Helper()
+	return newTestEnvWith(e.t, e.cfg, nil, e.clock)
+}
+
+// newTestEnvWith builds the env on cfg; wrap, when set, wraps the store;
+// clock, when set, is shared with another env.
+func newTestEnvWith(t *testing.T, cfg Config, wrap func(store) store, clock *fakeClock) *testEnv {
 	t.Helper()
 	ctx := context.Background()
 	db, err := openStore(ctx, cfg)
@@ -90,7 +97,9 @@ func newTestEnvWith(t *testing.T, cfg Config, wrap func(store) store) *testEnv {
 	if wrap != nil {
 		s = wrap(db)
 	}
-	clock := &fakeClock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	if clock == nil {
+		clock = &fakeClock{now: time.Now().UTC()} // near the real time, which the CLI uses
+	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(&testWriter{t}, nil))

@@ -63,8 +63,12 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
-	// Nothing was lost on the way: the account and its session still work.
+	// Nothing was lost on the way: the account and its session still work,
+	// and the recovery middleware was never needed.
 	e.refresh(rt).want(t, 200, "")
+	if got := e.panics(); got != 0 {
+		t.Fatalf("bad input caused %v panics, want 0", got)
+	}
 }
 
 func TestLogout(t *testing.T) {
@@ -109,11 +113,11 @@ func TestDatabaseErrorIsNot401(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.DatabaseURL = "sqlite:" + t.TempDir() + "/s.db"
 	cfg.PasswordHash = fastHash
-	healthy := newTestEnvWith(t, cfg, nil)
+	healthy := newTestEnvWith(t, cfg, nil, nil)
 	healthy.signup("db@example.com")
 	tok := healthy.login("db@example.com")
 
-	e := newTestEnvWith(t, cfg, func(s store) store { return failingStore{s} })
+	e := newTestEnvWith(t, cfg, func(s store) store { return failingStore{s} }, nil)
 	r := e.call("GET", "/v1/me", nil, tok.AT).want(t, 503, "unavailable")
 	if strings.Contains(string(r.Raw), "connection refused") {
 		t.Errorf("the problem leaks the database error: %s", r.Raw)

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func (e *testEnv) kids() []string {
+	e.t.Helper()
+	var doc struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	r := e.request("GET", "/.well-known/jwks.json", "", nil, nil).want(e.t, 200, "")
+	if err := json.Unmarshal(r.Raw, &doc); err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, k := range doc.Keys {
+		out = append(out, k.Kid)
+	}
+	return out
+}
+
+func (e *testEnv) waitForKids(want []string) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Equal(e.kids(), want) {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("JWKS kids: got %v, want %v", e.kids(), want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestKeyRotation: two servers on one database, a rotation through the CLI,
+// picked up by both without restart; old tokens keep verifying until they
+// expire, then the old key leaves the JWKS.
+func TestKeyRotation(t *testing.T) {
+	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
+		url := dbURL(t)
+		configure := func(c *Config) { c.KeyReload = time.Second }
+		a := newTestEnv(t, url, configure)
+		b := a.newPeerEnv()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go a.app.reloadKeys(ctx, time.Second)
+		go b.app.reloadKeys(ctx, time.Second)
+
+		a.signup("keys@example.com")
+		before := a.login("keys@example.com")
+		oldKids := a.kids()
+		if len(oldKids) != 1 || !slices.Equal(b.kids(), oldKids) {
+			t.Fatalf("before rotation: kids %v and %v, want one shared key", oldKids, b.kids())
+		}
+
+		var out bytes.Buffer
+		env := getenvFrom(map[string]string{"SESSIOND_DATABASE_URL": url})
+		if err := run(ctx, []string{"keys", "rotate"}, env, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		newKid := strings.TrimSuffix(strings.Fields(strings.TrimPrefix(out.String(), "new current signing key "))[0], ";")
+		if !strings.Contains(out.String(), oldKids[0]) || !strings.Contains(out.String(), "RETIRED") {
+			t.Fatalf("keys rotate output lacks the key table: %s", out.String())
+		}
+		want := []string{newKid, oldKids[0]}
+		a.waitForKids(want)
+		b.waitForKids(want)
+
+		// The old AT verifies on both; a new one from a verifies on b.
+		a.call("GET", "/v1/me", nil, before.AT).want(t, 200, "")
+		b.call("GET", "/v1/me", nil, before.AT).want(t, 200, "")
+		after := a.login("keys@example.com")
+		var header struct{ Kid string }
+		decodeSegment(t, strings.Split(after.AT, ".")[0], &header)
+		if header.Kid != newKid {
+			t.Fatalf("new AT signed with %q, want the new key %q", header.Kid, newKid)
+		}
+		b.call("GET", "/v1/me", nil, after.AT).want(t, 200, "")
+
+		// Once every AT the old key signed has expired, it leaves the JWKS.
+		a.clock.Advance(a.cfg.AccessTTL + 3*time.Minute)
+		a.waitForKids([]string{newKid})
+		b.waitForKids([]string{newKid})
+
+		out.Reset()
+		if err := run(ctx, []string{"keys", "list"}, env, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 3 || !strings.Contains(lines[1], newKid) || !strings.Contains(lines[1], "current") {
+			t.Fatalf("keys list: got\n%s\nwant a header, the new current key, then the old one", out.String())
+		}
+	})
+}
