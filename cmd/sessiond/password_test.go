@@ -32,7 +32,7 @@ func TestPasswordRules(t *testing.T) {
 	// NFKC: a password typed with full-width letters and a decomposed accent
 	// is the same password as its plain form, for length and for login.
 	fancy := "ｃｏｒｒｅｃｔ horse battery stáple" // full-width letters; á as a + U+0301
-	plain := "correct horse battery stáple"    // á precomposed
+	plain := "correct horse battery stáple" // á precomposed
 	signup("nfkc@example.com", fancy).want(t, 201, "")
 	e.call("POST", "/v1/login", map[string]string{"email": "nfkc@example.com", "password": plain}, "").want(t, 200, "")
 
