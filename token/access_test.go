@@ -119,8 +119,16 @@ func TestVerifyThroughJWKS(t *testing.T) {
 	}
 }
 
-func TestVerifyRefuses(t *testing.T) {
-	f := newFixture(t)
+// refusal is a token Verify must refuse, with the message it must give.
+type refusal struct {
+	name    string
+	token   string
+	message string
+}
+
+// refusals are every attack and malformation Verify must refuse; the fuzz
+// test starts from them too.
+func refusals(t testing.TB, f *fixture) []refusal {
 	signed := ed25519Signer(f.key)
 	good := f.sign(t)
 	with := func(name string, v any) map[string]any {
@@ -141,12 +149,8 @@ func TestVerifyRefuses(t *testing.T) {
 		}
 		return h
 	}
-	stranger := mustKey(t, t0)
-	tests := []struct {
-		name    string
-		token   string
-		message string
-	}{
+	stranger := seededKey(2, t0)
+	return []refusal{
 		{"tampered signature", tamper(good, len(good)-5), "bad signature"},
 		{"signature of another key", forge(t, f.validHeader(), validClaims(), ed25519Signer(stranger)), "bad signature"},
 		{"empty signature", forge(t, f.validHeader(), validClaims(), nil), "bad signature"},
@@ -188,6 +192,11 @@ func TestVerifyRefuses(t *testing.T) {
 		{"not base64", "!!!." + good[strings.IndexByte(good, '.')+1:], "malformed token"},
 		{"header not JSON", base64.RawURLEncoding.EncodeToString([]byte("nope")) + good[strings.IndexByte(good, '.'):], "malformed token"},
 	}
+}
+
+func TestVerifyRefuses(t *testing.T) {
+	f := newFixture(t)
+	tests := refusals(t, f)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := f.verifier.Verify(tt.token)
@@ -215,7 +224,7 @@ func tamper(tok string, i int) string {
 
 // swapClaims replaces the claims segment of a signed token, keeping its
 // header and signature.
-func swapClaims(t *testing.T, tok string, claims map[string]any) string {
+func swapClaims(t testing.TB, tok string, claims map[string]any) string {
 	t.Helper()
 	parts := strings.Split(tok, ".")
 	c, err := json.Marshal(claims)

@@ -1,6 +1,7 @@
 package token_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -37,7 +38,7 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	k := mustKey(t, t0.Add(-time.Hour))
+	k := seededKey(1, t0.Add(-time.Hour))
 	f := &fixture{key: k, keys: token.NewKeyring(testTTL), now: t0}
 	if err := f.keys.Set([]sessiond.SigningKey{*k}, t0); err != nil {
 		t.Fatal(err)
@@ -54,6 +55,15 @@ func mustKey(t testing.TB, now time.Time) *sessiond.SigningKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// seededKey is a signing key that is the same in every run, so that fuzz
+// corpus entries signed with it stay meaningful when replayed.
+func seededKey(seed byte, now time.Time) *sessiond.SigningKey {
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+	pub := priv.Public().(ed25519.PublicKey)
+	return &sessiond.SigningKey{ID: token.Thumbprint(pub), Algorithm: token.Algorithm,
+		PrivateKey: priv.Seed(), PublicKey: pub, CreatedAt: now}
 }
 
 func (f *fixture) sign(t testing.TB) string {
