@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/sessiond/sessiond/internal/app"
 	"strings"
 	"sync"
 	"testing"
@@ -225,7 +226,7 @@ func TestRotation(t *testing.T) {
 			e.refresh(rt1).want(t, 401, "invalid_refresh_token")
 		})
 		t.Run("rotation off keeps one token", func(t *testing.T) {
-			e := newTestEnv(t, dbURL(t), func(c *Config) { c.Policy.Rotate = false })
+			e := newTestEnv(t, dbURL(t), func(c *app.Config) { c.Policy.Rotate = false })
 			e.signup("plain@example.com")
 			rt := e.login("plain@example.com").RT
 			for range 3 {
@@ -236,7 +237,7 @@ func TestRotation(t *testing.T) {
 			}
 		})
 		t.Run("idle and absolute expiry", func(t *testing.T) {
-			e := newTestEnv(t, dbURL(t), func(c *Config) { c.Policy.IdleTTL = time.Hour; c.Policy.SessionTTL = 3 * time.Hour })
+			e := newTestEnv(t, dbURL(t), func(c *app.Config) { c.Policy.IdleTTL = time.Hour; c.Policy.SessionTTL = 3 * time.Hour })
 			e.signup("idle@example.com")
 			rt := e.login("idle@example.com").RT
 			e.clock.Advance(time.Hour + time.Second)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/sessiond/sessiond/internal/app"
 	"io"
 	"log/slog"
 	"net/http"
@@ -42,8 +43,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 // testEnv is a sessiond on a fresh database behind an httptest server.
 type testEnv struct {
 	t     *testing.T
-	cfg   Config
-	app   *app
+	cfg   app.Config
+	app   *app.App
 	srv   *httptest.Server
 	clock *fakeClock
 }
@@ -61,9 +62,9 @@ func eachStore(t *testing.T, f func(t *testing.T, dbURL func(t *testing.T) strin
 	})
 }
 
-func newTestEnv(t *testing.T, dbURL string, configure func(*Config)) *testEnv {
+func newTestEnv(t *testing.T, dbURL string, configure func(*app.Config)) *testEnv {
 	t.Helper()
-	cfg := DefaultConfig()
+	cfg := app.DefaultConfig()
 	cfg.DatabaseURL = dbURL
 	cfg.Issuer = "https://sessiond.test"
 	cfg.PasswordHash = fastHash
@@ -85,15 +86,15 @@ func (e *testEnv) newPeerEnv() *testEnv {
 
 // newTestEnvWith builds the env on cfg; wrap, when set, wraps the store;
 // clock, when set, is shared with another env.
-func newTestEnvWith(t *testing.T, cfg Config, wrap func(store) store, clock *fakeClock) *testEnv {
+func newTestEnvWith(t *testing.T, cfg app.Config, wrap func(app.Store) app.Store, clock *fakeClock) *testEnv {
 	t.Helper()
 	ctx := context.Background()
-	db, err := openStore(ctx, cfg)
+	db, err := app.OpenStore(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	var s store = db
+	var s app.Store = db
 	if wrap != nil {
 		s = wrap(db)
 	}
@@ -104,11 +105,11 @@ func newTestEnvWith(t *testing.T, cfg Config, wrap func(store) store, clock *fak
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(&testWriter{t}, nil))
 	}
-	a, err := newApp(ctx, cfg, s, logger, func() time.Time { return sessiond.Now(clock.Now()) })
+	a, err := app.New(ctx, cfg, s, logger, func() time.Time { return sessiond.Now(clock.Now()) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(a.handler)
+	srv := httptest.NewServer(a.Handler)
 	t.Cleanup(srv.Close)
 	return &testEnv{t: t, cfg: cfg, app: a, srv: srv, clock: clock}
 }
@@ -225,11 +226,11 @@ func (e *testEnv) refresh(rt string) *response {
 func (e *testEnv) liveSessions(email string) []sessiond.Session {
 	e.t.Helper()
 	ctx := context.Background()
-	u, err := e.app.store.UserByEmail(ctx, email)
+	u, err := e.app.Store.UserByEmail(ctx, email)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ss, err := e.app.store.ListSessions(ctx, u.ID, e.clock.Now(), e.cfg.Policy)
+	ss, err := e.app.Store.ListSessions(ctx, u.ID, e.clock.Now(), e.cfg.Policy)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/sessiond/sessiond/internal/app"
 	"strings"
 	"testing"
 	"time"
@@ -92,7 +93,7 @@ func TestLogout(t *testing.T) {
 
 // failingStore answers every session read with a database failure.
 type failingStore struct {
-	store
+	app.Store
 }
 
 var errDown = errors.New("connection refused")
@@ -110,14 +111,14 @@ func (f failingStore) Ping(ctx context.Context) error { return sessiond.Unavaila
 // TestDatabaseErrorIsNot401: a failing database must not make clients
 // throw away valid tokens.
 func TestDatabaseErrorIsNot401(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := app.DefaultConfig()
 	cfg.DatabaseURL = "sqlite:" + t.TempDir() + "/s.db"
 	cfg.PasswordHash = fastHash
 	healthy := newTestEnvWith(t, cfg, nil, nil)
 	healthy.signup("db@example.com")
 	tok := healthy.login("db@example.com")
 
-	e := newTestEnvWith(t, cfg, func(s store) store { return failingStore{s} }, nil)
+	e := newTestEnvWith(t, cfg, func(s app.Store) app.Store { return failingStore{s} }, nil)
 	r := e.call("GET", "/v1/me", nil, tok.AT).want(t, 503, "unavailable")
 	if strings.Contains(string(r.Raw), "connection refused") {
 		t.Errorf("the problem leaks the database error: %s", r.Raw)

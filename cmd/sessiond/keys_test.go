@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/sessiond/sessiond/internal/app"
 	"io"
 	"slices"
 	"strings"
@@ -46,13 +47,13 @@ func (e *testEnv) waitForKids(want []string) {
 func TestKeyRotation(t *testing.T) {
 	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
 		url := dbURL(t)
-		configure := func(c *Config) { c.KeyReload = time.Second }
+		configure := func(c *app.Config) { c.KeyReload = time.Second }
 		a := newTestEnv(t, url, configure)
 		b := a.newPeerEnv()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		go a.app.reloadKeys(ctx, time.Second)
-		go b.app.reloadKeys(ctx, time.Second)
+		go a.app.ReloadKeys(ctx, time.Second)
+		go b.app.ReloadKeys(ctx, time.Second)
 
 		a.signup("keys@example.com")
 		before := a.login("keys@example.com")

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/sessiond/sessiond/internal/app"
 )
 
 func main() {
@@ -79,7 +81,7 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 		fmt.Fprint(stderr, usage)
 		fmt.Fprintf(stderr, "\nFlags of %q (environment variable in brackets):\n", "sessiond "+name)
 		fs.VisitAll(func(f *flag.Flag) {
-			f.Usage += " [" + envName(f.Name) + "]"
+			f.Usage += " [" + app.EnvName(f.Name) + "]"
 		})
 		fs.PrintDefaults()
 	}

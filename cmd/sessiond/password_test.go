@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/sessiond/sessiond/internal/app"
 	"strings"
 	"testing"
 	"time"
@@ -40,45 +41,45 @@ func TestPasswordRules(t *testing.T) {
 	signup("runes@example.com", "ĳŀŉſǆǉǌǳʼnŉſé").want(t, 201, "")
 
 	// The minimum score is configurable.
-	lax := newTestEnv(t, "sqlite:"+t.TempDir()+"/s.db", func(c *Config) { c.PasswordMinScore = 0 })
+	lax := newTestEnv(t, "sqlite:"+t.TempDir()+"/s.db", func(c *app.Config) { c.PasswordMinScore = 0 })
 	lax.call("POST", "/v1/signup", map[string]string{"email": "lax@example.com", "password": "password1234"}, "").want(t, 201, "")
 }
 
 // TestSweeper deletes expired sessions in batches and leaves live ones.
 func TestSweeper(t *testing.T) {
 	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
-		e := newTestEnv(t, dbURL(t), func(c *Config) { c.Policy.MaxSessions = 1000 })
+		e := newTestEnv(t, dbURL(t), func(c *app.Config) { c.Policy.MaxSessions = 1000 })
 		e.signup("sweep@example.com")
-		u, err := e.app.store.UserByEmail(context.Background(), "sweep@example.com")
+		u, err := e.app.Store.UserByEmail(context.Background(), "sweep@example.com")
 		if err != nil {
 			t.Fatal(err)
 		}
 		old := e.clock.Now().Add(-400 * 24 * time.Hour)
 		p := e.cfg.Policy
 		p.MaxSessions = 2000
-		for i := range sweepBatch*2 + 7 {
+		for i := range app.SweepBatch*2 + 7 {
 			s := &sessiond.Session{ID: sessiond.NewID(), UserID: u.ID, RefreshHash: []byte(strings.Repeat("h", 31) + string(rune('a'+i%26))),
 				CreatedAt: old, LastUsedAt: old, ExpiresAt: old.Add(p.SessionTTL)}
 			// Created as of long ago, so the cap's own cleanup leaves them be.
-			if _, err := e.app.store.CreateSession(context.Background(), s, old, p); err != nil {
+			if _, err := e.app.Store.CreateSession(context.Background(), s, old, p); err != nil {
 				t.Fatal(err)
 			}
 		}
 		e.signup("live@example.com") // a login of sweep@ itself would drop its expired sessions
 		live := e.login("live@example.com")
-		n, err := e.app.sweepOnce(context.Background())
+		n, err := e.app.SweepOnce(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n != sweepBatch*2+7 {
-			t.Fatalf("swept %d sessions, want %d", n, sweepBatch*2+7)
+		if n != app.SweepBatch*2+7 {
+			t.Fatalf("swept %d sessions, want %d", n, app.SweepBatch*2+7)
 		}
 		e.refresh(live.RT).want(t, 200, "")
 	})
 }
 
 // panickingStore panics where a bug would.
-type panickingStore struct{ store }
+type panickingStore struct{ app.Store }
 
 func (panickingStore) LiveSession(context.Context, string, string, time.Time, sessiond.Policy) (*sessiond.Session, error) {
 	panic("bug")
@@ -87,10 +88,10 @@ func (panickingStore) LiveSession(context.Context, string, string, time.Time, se
 // TestRecovery: a panic becomes a logged 500 problem and is counted; the
 // server goes on serving.
 func TestRecovery(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := app.DefaultConfig()
 	cfg.DatabaseURL = "sqlite:" + t.TempDir() + "/s.db"
 	cfg.PasswordHash = fastHash
-	e := newTestEnvWith(t, cfg, func(s store) store { return panickingStore{s} }, nil)
+	e := newTestEnvWith(t, cfg, func(s app.Store) app.Store { return panickingStore{s} }, nil)
 	e.signup("panic@example.com")
 	at := e.login("panic@example.com").AT
 	e.call("GET", "/v1/me", nil, at).want(t, 500, "internal")

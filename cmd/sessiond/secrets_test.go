@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"github.com/sessiond/sessiond/internal/app"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -19,21 +20,21 @@ import (
 // logs contain the password or any refresh token, in text or raw bytes.
 func TestNoPlaintextSecretsAtRestOrInLogs(t *testing.T) {
 	dir := t.TempDir()
-	cfg := DefaultConfig()
+	cfg := app.DefaultConfig()
 	cfg.DatabaseURL = "sqlite:" + filepath.Join(dir, "s.db")
 	cfg.PasswordHash = fastHash
 	var logs bytes.Buffer
-	db, err := openStore(context.Background(), cfg)
+	db, err := app.OpenStore(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := newApp(context.Background(), cfg, db, logger, func() time.Time { return sessiond.SystemClock() })
+	a, err := app.New(context.Background(), cfg, db, logger, func() time.Time { return sessiond.SystemClock() })
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &testEnv{t: t, cfg: cfg, app: a, clock: &fakeClock{}}
-	e.srv = httptest.NewServer(a.handler)
+	e.srv = httptest.NewServer(a.Handler)
 	defer e.srv.Close()
 
 	e.signup("secret@example.com")

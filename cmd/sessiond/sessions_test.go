@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/sessiond/sessiond/internal/app"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func ids(ls []listed) []string {
 
 func TestSessionsEndpoints(t *testing.T) {
 	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
-		e := newTestEnv(t, dbURL(t), func(c *Config) { c.Policy.IdleTTL = 2 * time.Hour })
+		e := newTestEnv(t, dbURL(t), func(c *app.Config) { c.Policy.IdleTTL = 2 * time.Hour })
 		e.signup("list@example.com")
 		e.signup("other@example.com")
 		a := e.login("list@example.com")
@@ -121,7 +122,7 @@ func TestClientIPAndUserAgent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newTestEnv(t, "sqlite:"+t.TempDir()+"/s.db", func(c *Config) { c.TrustedProxies = tt.trusted })
+			e := newTestEnv(t, "sqlite:"+t.TempDir()+"/s.db", func(c *app.Config) { c.TrustedProxies = tt.trusted })
 			e.signup("ip@example.com")
 			ua := strings.Repeat("Mozilla/5.0 é ", 100)
 			r := e.request("POST", "/v1/login", "application/json",
@@ -136,7 +137,7 @@ func TestClientIPAndUserAgent(t *testing.T) {
 			}
 		})
 	}
-	if err := (&Config{TrustedProxies: "10.0.0.0/33"}).Validate(); err == nil {
+	if err := (&app.Config{TrustedProxies: "10.0.0.0/33"}).Validate(); err == nil {
 		t.Error("an invalid CIDR was accepted")
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/sessiond/sessiond/internal/app"
 	"strconv"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ func (e *testEnv) loginWith(email, pw, ip string) *response {
 func TestLoginThrottling(t *testing.T) {
 	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
 		url := dbURL(t)
-		configure := func(c *Config) {
+		configure := func(c *app.Config) {
 			c.LoginMaxFailures = 3
 			c.LoginMaxIPFail = 5
 			c.LoginWindow = 10 * time.Minute
@@ -31,7 +32,7 @@ func TestLoginThrottling(t *testing.T) {
 			for i, inst := range []*testEnv{e, e2, e} {
 				inst.loginWith("victim@example.com", "wrong password "+strconv.Itoa(i), "203.0.113."+strconv.Itoa(i)).want(t, 401, "invalid_credentials")
 			}
-			hashes := e.app.hasher.Computed() + e2.app.hasher.Computed()
+			hashes := e.app.Hasher.Computed() + e2.app.Hasher.Computed()
 			for _, inst := range []*testEnv{e, e2} {
 				r := inst.loginWith("victim@example.com", testPassword, "198.51.100.1").want(t, 429, "too_many_attempts")
 				ra, err := strconv.Atoi(r.Header.Get("Retry-After"))
@@ -39,7 +40,7 @@ func TestLoginThrottling(t *testing.T) {
 					t.Fatalf("Retry-After: got %q, want 1..600 seconds", r.Header.Get("Retry-After"))
 				}
 			}
-			if got := e.app.hasher.Computed() + e2.app.hasher.Computed(); got != hashes {
+			if got := e.app.Hasher.Computed() + e2.app.Hasher.Computed(); got != hashes {
 				t.Fatalf("throttled logins computed %d password hashes, want 0", got-hashes)
 			}
 			e.loginWith("other@example.com", testPassword, "198.51.100.1").want(t, 200, "")

@@ -1,17 +1,17 @@
-package main
+package app
 
 import (
 	"context"
 	"time"
 )
 
-// sweepBatch bounds each delete, so no statement holds locks for long and
+// SweepBatch bounds each delete, so no statement holds locks for long and
 // sweepers on several instances interleave instead of queueing.
-const sweepBatch = 500
+const SweepBatch = 500
 
-// sweep deletes expired sessions and stale login-failure counters every
+// Sweep deletes expired sessions and stale login-failure counters every
 // interval, in small batches, until none are left.
-func (a *app) sweep(ctx context.Context, every time.Duration) {
+func (a *App) Sweep(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -19,7 +19,7 @@ func (a *app) sweep(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n, err := a.sweepOnce(ctx)
+			n, err := a.SweepOnce(ctx)
 			switch {
 			case err != nil && ctx.Err() == nil:
 				a.logger.Warn("sweeping expired sessions", "error", err, "deleted", n)
@@ -30,17 +30,17 @@ func (a *app) sweep(ctx context.Context, every time.Duration) {
 	}
 }
 
-// sweepOnce runs batches until a batch comes back short, and returns how
+// SweepOnce runs batches until a batch comes back short, and returns how
 // many sessions it deleted.
-func (a *app) sweepOnce(ctx context.Context) (int, error) {
+func (a *App) SweepOnce(ctx context.Context) (int, error) {
 	total := 0
 	for ctx.Err() == nil {
-		n, err := a.store.DeleteExpiredSessions(ctx, a.clock(), a.policy, sweepBatch)
+		n, err := a.Store.DeleteExpiredSessions(ctx, a.clock(), a.policy, SweepBatch)
 		total += n
 		if err != nil {
 			return total, err
 		}
-		if n < sweepBatch {
+		if n < SweepBatch {
 			break
 		}
 		// Yield between batches: the sweeper must not crowd out refreshes.
@@ -50,11 +50,11 @@ func (a *app) sweepOnce(ctx context.Context) (int, error) {
 		}
 	}
 	for ctx.Err() == nil {
-		n, err := a.store.DeleteStaleLoginFailures(ctx, a.clock(), a.window, sweepBatch)
+		n, err := a.Store.DeleteStaleLoginFailures(ctx, a.clock(), a.window, SweepBatch)
 		if err != nil {
 			return total, err
 		}
-		if n < sweepBatch {
+		if n < SweepBatch {
 			break
 		}
 	}

@@ -1,8 +1,11 @@
-package main
+// Package app wires sessiond together: the configuration (Config), the
+// store it names (OpenStore), and App, the service with its HTTP handler and
+// background jobs, without a listener. cmd/sessiond runs it as a process;
+// tests and the examples run it in-process.
+package app
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"strings"
@@ -62,84 +65,21 @@ func DefaultConfig() Config {
 	}
 }
 
-// flags binds c's fields to fs. Each flag's environment variable is
-// SESSIOND_ followed by its name upper-cased with '-' as '_'.
-func (c *Config) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address `host:port`")
-	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "`sqlite:PATH` (embedded) or postgres://...")
-	fs.IntVar(&c.Policy.MaxSessions, "max-sessions", c.Policy.MaxSessions, "live sessions per user; the least recently used is evicted beyond it")
-	fs.DurationVar(&c.AccessTTL, "access-ttl", c.AccessTTL, "access token lifetime")
-	fs.DurationVar(&c.Policy.SessionTTL, "session-ttl", c.Policy.SessionTTL, "absolute session lifetime")
-	fs.DurationVar(&c.Policy.IdleTTL, "idle-ttl", c.Policy.IdleTTL, "session lifetime since its last use")
-	fs.BoolVar(&c.Policy.Rotate, "rotate-refresh", c.Policy.Rotate, "rotate the refresh token on every refresh")
-	fs.DurationVar(&c.Policy.ReuseGrace, "reuse-grace", c.Policy.ReuseGrace, "how long a just-superseded refresh token still works")
-	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "iss claim (default http:// + listen address)")
-	fs.StringVar(&c.Audience, "audience", c.Audience, "aud claim")
-	fs.IntVar(&c.LoginMaxFailures, "login-max-failures", c.LoginMaxFailures, "failed logins per email (and per IP) per window before 429")
-	fs.IntVar(&c.LoginMaxIPFail, "login-max-ip-failures", c.LoginMaxIPFail, "failed logins per client IP per window before 429")
-	fs.DurationVar(&c.LoginWindow, "login-window", c.LoginWindow, "window of login-max-failures")
-	fs.IntVar(&c.PasswordMinLength, "password-min-length", c.PasswordMinLength, "shortest password accepted at signup (8-64)")
-	fs.IntVar(&c.PasswordMinScore, "password-min-score", c.PasswordMinScore, "zxcvbn strength (0-4) a new password needs")
-	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs whose X-Forwarded-For is believed")
-	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.SweepInterval, "how often expired sessions are deleted")
-	fs.DurationVar(&c.DBTimeout, "db-timeout", c.DBTimeout, "deadline of every database call")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a shutdown waits for in-flight requests")
-	fs.DurationVar(&c.KeyReload, "key-reload", c.KeyReload, "how often signing keys are re-read from the database")
-}
-
-// envName is the environment variable of a flag.
-func envName(flagName string) string {
+// EnvName is the environment variable of a flag: SESSIOND_ followed by
+// its name upper-cased with '-' as '_'.
+func EnvName(flagName string) string {
 	return "SESSIOND_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
-// parseConfig reads the environment, then args, into a validated Config.
-func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, error) {
-	c := DefaultConfig()
-	c.flags(fs)
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if err != nil {
-			return
-		}
-		name := envName(f.Name)
-		if v := getenv(name); v != "" {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s=%q: %v", name, v, unwrapFlagErr(e))
-			}
-		}
-	})
-	if err != nil {
-		return c, err
-	}
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if c.Issuer == "" {
-		c.Issuer = "http://" + c.Addr
-	}
-	return c, c.Validate()
-}
-
-// unwrapFlagErr drops the flag package's wording around a parse error.
-func unwrapFlagErr(err error) error {
-	if u := errors.Unwrap(err); u != nil {
-		return u
-	}
-	return err
 }
 
 // Validate returns an error naming the first bad setting.
 func (c *Config) Validate() error {
 	bad := func(flagName string, format string, args ...any) error {
-		return fmt.Errorf("%s (-%s): %s", envName(flagName), flagName, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%s (-%s): %s", EnvName(flagName), flagName, fmt.Sprintf(format, args...))
 	}
 	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
 		return bad("addr", "%q is not host:port", c.Addr)
 	}
-	if _, _, err := splitDatabaseURL(c.DatabaseURL); err != nil {
+	if _, _, err := SplitDatabaseURL(c.DatabaseURL); err != nil {
 		return bad("database-url", "%v", err)
 	}
 	switch p := c.Policy; {
@@ -189,8 +129,8 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// splitDatabaseURL tells the store kind and its address from a database URL.
-func splitDatabaseURL(u string) (kind, addr string, err error) {
+// SplitDatabaseURL tells the store kind and its address from a database URL.
+func SplitDatabaseURL(u string) (kind, addr string, err error) {
 	switch {
 	case strings.HasPrefix(u, "sqlite:"):
 		path := strings.TrimPrefix(u, "sqlite:")
@@ -201,11 +141,11 @@ func splitDatabaseURL(u string) (kind, addr string, err error) {
 	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
 		return "postgres", u, nil
 	}
-	return "", "", fmt.Errorf("%q is neither sqlite:PATH nor postgres://...", redactURL(u))
+	return "", "", fmt.Errorf("%q is neither sqlite:PATH nor postgres://...", RedactURL(u))
 }
 
-// redactURL hides a password in a URL before it is shown.
-func redactURL(u string) string {
+// RedactURL hides a password in a URL before it is shown.
+func RedactURL(u string) string {
 	scheme, rest, ok := strings.Cut(u, "://")
 	if !ok {
 		return u

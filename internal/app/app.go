@@ -1,0 +1,164 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/auth"
+	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/password"
+	"github.com/sessiond/sessiond/postgres"
+	"github.com/sessiond/sessiond/sqlite"
+	"github.com/sessiond/sessiond/token"
+)
+
+// Store is a sessiond.Store with its schema migrations.
+type Store interface {
+	sessiond.Store
+	Migrate(ctx context.Context) error
+}
+
+// OpenStore opens the database that cfg.DatabaseURL names.
+func OpenStore(ctx context.Context, cfg Config) (Store, error) {
+	kind, addr, err := SplitDatabaseURL(cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case "sqlite":
+		return sqlite.Open(ctx, addr, sqlite.Options{QueryTimeout: cfg.DBTimeout})
+	default:
+		return postgres.Open(ctx, addr, postgres.Options{QueryTimeout: cfg.DBTimeout})
+	}
+}
+
+// App is a running sessiond without its listener: its HTTP handler, and the
+// background jobs (ReloadKeys, Sweep) its runner starts.
+type App struct {
+	Handler  http.Handler
+	Store    Store
+	Keys     *token.Keyring
+	clock    sessiond.Clock
+	logger   *slog.Logger
+	Registry *prometheus.Registry
+	Hasher   *password.Hasher
+	policy   sessiond.Policy
+	window   time.Duration // of login throttling
+}
+
+// New migrates the database, makes sure a signing key and the
+// refresh-token secret exist in it, and wires the HTTP API. The caller owns db.
+func New(ctx context.Context, cfg Config, db Store, logger *slog.Logger, clock sessiond.Clock) (*App, error) {
+	a := &App{Store: db, Keys: token.NewKeyring(cfg.AccessTTL), clock: clock, logger: logger,
+		policy: cfg.Policy, window: cfg.LoginWindow}
+	if err := a.init(ctx, cfg); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) init(ctx context.Context, cfg Config) error {
+	if err := a.Store.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	k, err := token.GenerateKey(a.clock())
+	if err != nil {
+		return err
+	}
+	if _, err := a.Store.EnsureCurrentKey(ctx, k); err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+	if err := a.LoadKeys(ctx); err != nil {
+		return err
+	}
+	candidate := make([]byte, 32)
+	rand.Read(candidate)
+	secret, err := a.Store.EnsureSecret(ctx, "refresh_token_mac", candidate)
+	if err != nil {
+		return fmt.Errorf("refresh token secret: %w", err)
+	}
+	refresher, err := token.NewRefresher(secret)
+	if err != nil {
+		return err
+	}
+
+	a.Hasher = password.NewHasher(cfg.PasswordHash, 0, cfg.HashWait)
+	svc := auth.New(auth.Deps{
+		Store:             a.Store,
+		Hasher:            a.Hasher,
+		Issuer:            token.NewIssuer(a.Keys, cfg.Issuer, cfg.Audience, cfg.AccessTTL),
+		Verifier:          token.NewVerifier(a.Keys, cfg.Issuer, cfg.Audience, a.clock, 5*time.Second),
+		Refresher:         refresher,
+		Clock:             a.clock,
+		Policy:            cfg.Policy,
+		PasswordMinLength: cfg.PasswordMinLength,
+		PasswordMinScore:  cfg.PasswordMinScore,
+		Throttle: auth.Throttle{
+			MaxFailures:   cfg.LoginMaxFailures,
+			MaxIPFailures: cfg.LoginMaxIPFail,
+			Window:        cfg.LoginWindow,
+		},
+		Logger: a.logger,
+	})
+	trusted, err := httpapi.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	a.Registry = prometheus.NewRegistry()
+	a.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sessiond_password_hashes_total",
+			Help: "argon2id computations (signup, login, and the equal-cost check for unknown emails).",
+		}, func() float64 { return float64(a.Hasher.Computed()) }),
+	)
+	a.Handler = httpapi.NewServer(httpapi.Deps{
+		Logger:         a.logger,
+		Auth:           svc,
+		JWKS:           a.Keys,
+		Ready:          a.Store,
+		Metrics:        promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{}),
+		Instruments:    httpapi.NewMetrics(a.Registry),
+		TrustedProxies: trusted,
+	})
+	return nil
+}
+
+// LoadKeys installs the database's signing keys into the keyring.
+func (a *App) LoadKeys(ctx context.Context) error {
+	keys, err := a.Store.ListKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	if err := a.Keys.Set(keys, a.clock()); err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	return nil
+}
+
+// ReloadKeys re-reads the signing keys every interval, so a rotation made by
+// another instance or the CLI is picked up without a restart.
+func (a *App) ReloadKeys(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.LoadKeys(ctx); err != nil && ctx.Err() == nil {
+				a.logger.Warn("keeping the signing keys loaded before", "error", err)
+			}
+		}
+	}
+}
