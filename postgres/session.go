@@ -21,7 +21,13 @@ const (
 	// sessions and inserting one is atomic across instances (invariant 1).
 	lockUser = `SELECT id FROM users WHERE id = $1 FOR UPDATE`
 
-	userSessionsForEviction = `SELECT id, created_at, last_used_at, expires_at FROM sessions WHERE user_id = $1`
+	// userSessionsForEviction locks the user's sessions too: a refresh
+	// that commits first is then seen with its new last_used_at (and another
+	// session is evicted), and one that comes later waits and finds its
+	// session gone. Without the lock, READ COMMITTED would let a login evict
+	// a session from its stale snapshot just after that session's refresh
+	// succeeded: refreshed and evicted both.
+	userSessionsForEviction = `SELECT id, created_at, last_used_at, expires_at FROM sessions WHERE user_id = $1 FOR UPDATE`
 
 	deleteSessionsByID = `DELETE FROM sessions WHERE id = ANY($1)`
 
