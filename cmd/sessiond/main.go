@@ -45,6 +45,10 @@ Usage:
                              token it signed has expired
   sessiond keys list [flags] show every signing key: kid, algorithm, created,
                              retired, and until when it is published
+  sessiond bench [-op signup|login|refresh|me|mixed] [-c N] [-d DURATION]
+                 [-url URL] [-json]
+                             drive a running sessiond and report req/s,
+                             latency percentiles and errors by status and code
   sessiond help              show this text
 
 Every flag can also be set with its SESSIOND_* environment variable
@@ -65,6 +69,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runMigrate(ctx, args, getenv, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, args, getenv, stdout, stderr)
+	case "bench":
+		return runBench(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil

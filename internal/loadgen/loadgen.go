@@ -1,0 +1,317 @@
+// Package loadgen drives a running sessiond over HTTP and measures it: the
+// engine of `sessiond bench`. Each worker owns one user and one session and
+// chains the refresh tokens it gets back, as a real client with rotation on
+// does. Start at Run.
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Ops are the operations Run can drive.
+var Ops = []string{"signup", "login", "refresh", "me", "mixed"}
+
+// Options say what to drive and how hard.
+type Options struct {
+	URL         string        // base URL of sessiond
+	Op          string        // one of Ops
+	Concurrency int           // workers
+	Duration    time.Duration // measured time, after set-up
+	// Progress, when set, gets a live line about once a second.
+	Progress io.Writer
+}
+
+// Result is what a run measured.
+type Result struct {
+	Op          string           `json:"op"`
+	Concurrency int              `json:"concurrency"`
+	Seconds     float64          `json:"seconds"`
+	Requests    int64            `json:"requests"`
+	OK          int64            `json:"ok"`
+	RPS         float64          `json:"rps"`
+	P50         float64          `json:"p50_ms"`
+	P90         float64          `json:"p90_ms"`
+	P99         float64          `json:"p99_ms"`
+	Max         float64          `json:"max_ms"`
+	Errors      map[string]int64 `json:"errors"` // "401 invalid_refresh_token": count
+}
+
+// worker is one simulated client.
+type worker struct {
+	c        *http.Client
+	base     string
+	email    string
+	password string
+	at, rt   string
+	seq      int
+	lat      []time.Duration
+	errs     map[string]int64
+	ok       int64
+}
+
+// Run sets up one user and session per worker, then drives opt.Op for
+// opt.Duration and returns the figures of the measured part only.
+func Run(ctx context.Context, opt Options) (*Result, error) {
+	if !slices.Contains(Ops, opt.Op) {
+		return nil, fmt.Errorf("unknown op %q (want one of %v)", opt.Op, Ops)
+	}
+	if opt.Concurrency < 1 || opt.Duration <= 0 {
+		return nil, errors.New("concurrency and duration must be positive")
+	}
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConns:        opt.Concurrency * 2,
+		MaxIdleConnsPerHost: opt.Concurrency * 2,
+		IdleConnTimeout:     time.Minute,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	run := randomHex(4)
+
+	workers := make([]*worker, opt.Concurrency)
+	var setup sync.WaitGroup
+	setupErr := make(chan error, opt.Concurrency)
+	for i := range workers {
+		w := &worker{c: client, base: opt.URL, email: fmt.Sprintf("bench-%s-%d@example.com", run, i),
+			password: "bench horse battery " + run, errs: map[string]int64{}}
+		workers[i] = w
+		setup.Add(1)
+		go func() {
+			defer setup.Done()
+			if err := w.setUp(ctx, opt.Op); err != nil {
+				setupErr <- err
+			}
+		}()
+	}
+	setup.Wait()
+	close(setupErr)
+	if err := <-setupErr; err != nil {
+		return nil, fmt.Errorf("set up: %w", err)
+	}
+
+	var done atomic.Int64
+	var failed atomic.Int64
+	runCtx, cancel := context.WithTimeout(ctx, opt.Duration)
+	defer cancel()
+	stopProgress := progress(opt.Progress, &done, &failed)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for runCtx.Err() == nil {
+				t := time.Now()
+				ok := w.do(runCtx, opt.Op)
+				if runCtx.Err() != nil && !ok {
+					break // cut off by the end of the run, not a failure
+				}
+				w.lat = append(w.lat, time.Since(t))
+				done.Add(1)
+				if !ok {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	stopProgress()
+	return summarize(opt, workers, elapsed), nil
+}
+
+func summarize(opt Options, workers []*worker, elapsed time.Duration) *Result {
+	r := &Result{Op: opt.Op, Concurrency: opt.Concurrency, Seconds: elapsed.Seconds(), Errors: map[string]int64{}}
+	var all []time.Duration
+	for _, w := range workers {
+		all = append(all, w.lat...)
+		r.OK += w.ok
+		for k, v := range w.errs {
+			r.Errors[k] += v
+		}
+	}
+	r.Requests = int64(len(all))
+	r.RPS = float64(r.Requests) / elapsed.Seconds()
+	slices.Sort(all)
+	pct := func(p float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		i := int(p*float64(len(all))+0.5) - 1
+		return ms(all[max(0, min(i, len(all)-1))])
+	}
+	r.P50, r.P90, r.P99 = pct(0.50), pct(0.90), pct(0.99)
+	if len(all) > 0 {
+		r.Max = ms(all[len(all)-1])
+	}
+	return r
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// progress prints a live line every second until stopped.
+func progress(w io.Writer, done, failed *atomic.Int64) (stop func()) {
+	if w == nil {
+		return func() {}
+	}
+	quit := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		var last int64
+		for {
+			select {
+			case <-quit:
+				fmt.Fprint(w, "\r\033[K")
+				return
+			case <-t.C:
+				n := done.Load()
+				fmt.Fprintf(w, "\r\033[K%d requests, %d req/s, %d errors", n, n-last, failed.Load())
+				last = n
+			}
+		}
+	}()
+	return func() { close(quit); <-finished }
+}
+
+// setUp gives the worker its user and session.
+func (w *worker) setUp(ctx context.Context, op string) error {
+	if op == "signup" {
+		return nil
+	}
+	if _, err := w.call(ctx, "POST", "/v1/signup", map[string]string{"email": w.email, "password": w.password}, "", http.StatusCreated); err != nil {
+		return err
+	}
+	return w.login(ctx)
+}
+
+func (w *worker) login(ctx context.Context) error {
+	body, err := w.call(ctx, "POST", "/v1/login", map[string]string{"email": w.email, "password": w.password}, "", http.StatusOK)
+	if err != nil {
+		return err
+	}
+	return w.takeTokens(body)
+}
+
+func (w *worker) takeTokens(body []byte) error {
+	var t struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := json.Unmarshal(body, &t); err != nil || t.AccessToken == "" || t.RefreshToken == "" {
+		return fmt.Errorf("token response %q: %v", body, err)
+	}
+	w.at, w.rt = t.AccessToken, t.RefreshToken
+	return nil
+}
+
+// do performs one operation and reports whether it succeeded; failures are
+// counted by status and code.
+func (w *worker) do(ctx context.Context, op string) bool {
+	if op == "mixed" {
+		// A client's day: mostly API calls, a refresh every few, a login now and then.
+		switch w.seq++; {
+		case w.seq%20 == 0:
+			op = "login"
+		case w.seq%4 == 0:
+			op = "refresh"
+		default:
+			op = "me"
+		}
+	}
+	var err error
+	switch op {
+	case "signup":
+		w.seq++
+		_, err = w.call(ctx, "POST", "/v1/signup", map[string]string{"email": fmt.Sprintf("%d.%s", w.seq, w.email), "password": w.password}, "", http.StatusCreated)
+	case "login":
+		err = w.login(ctx)
+	case "refresh":
+		var body []byte
+		if body, err = w.call(ctx, "POST", "/v1/refresh", map[string]string{"refresh_token": w.rt}, "", http.StatusOK); err == nil {
+			err = w.takeTokens(body)
+		}
+	case "me":
+		_, err = w.call(ctx, "GET", "/v1/me", nil, w.at, http.StatusOK)
+	}
+	if err != nil {
+		var se *statusError
+		if errors.As(err, &se) {
+			w.errs[se.key()]++
+			if se.status == http.StatusUnauthorized && op != "signup" {
+				w.login(ctx) // a lost session: start a new one, as a client would
+			}
+		} else if ctx.Err() == nil {
+			w.errs["transport "+err.Error()]++
+		}
+		return false
+	}
+	w.ok++
+	return true
+}
+
+// statusError is an unexpected HTTP answer.
+type statusError struct {
+	status int
+	code   string
+}
+
+func (e *statusError) Error() string { return e.key() }
+func (e *statusError) key() string   { return strconv.Itoa(e.status) + " " + e.code }
+
+func (w *worker) call(ctx context.Context, method, path string, body any, bearer string, want int) ([]byte, error) {
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, w.base+path, r)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := w.c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != want {
+		var p struct {
+			Code string `json:"code"`
+		}
+		json.Unmarshal(out, &p)
+		return nil, &statusError{status: resp.StatusCode, code: p.Code}
+	}
+	return out, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
