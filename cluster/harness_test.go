@@ -380,6 +380,47 @@ func connect(t testing.TB, url string) *pgx.Conn {
 	return conn
 }
 
+// query runs one query on a connection of its own, closed at once, so that
+// helpers called in loops do not pile up connections.
+func query(t testing.TB, url, sql string, args ...any) pgx.Rows {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	rows, err := conn.Query(context.Background(), sql, args...)
+	if err != nil {
+		conn.Close(context.Background())
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return &closingRows{Rows: rows, conn: conn}
+}
+
+// closingRows closes its connection with the rows.
+type closingRows struct {
+	pgx.Rows
+	conn *pgx.Conn
+}
+
+func (r *closingRows) Close() {
+	r.Rows.Close()
+	r.conn.Close(context.Background())
+}
+
+// queryStrings returns the first column of every row, as text.
+func queryStrings(t testing.TB, url, sql string, args ...any) []string {
+	t.Helper()
+	rows := query(t, url, sql, args...)
+	defer rows.Close()
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return out
+}
+
 // invariantChecks are the queries that must return no rows after every
 // scenario; each names the invariant it checks. $1 is the session cap, $2
 // the idle lifetime in seconds.

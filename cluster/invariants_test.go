@@ -34,40 +34,14 @@ func pgCluster(t *testing.T, n int, settings map[string]string) (string, []*inst
 	return db, startCluster(t, n, s)
 }
 
-// userID looks up the id of the user with email.
-func userID(t testing.TB, db, email string) string {
-	t.Helper()
-	var id string
-	if err := connect(t, db).QueryRow(context.Background(), `SELECT id FROM users WHERE email = $1`, email).Scan(&id); err != nil {
-		t.Fatalf("user id of %s: %v", email, err)
-	}
-	return id
-}
-
 // liveSessionIDs returns the user's sessions in eviction order (least
 // recently used first).
 func liveSessionIDs(t testing.TB, db, email string) []string {
 	t.Helper()
-	rows, err := connect(t, db).Query(context.Background(), `
+	return queryStrings(t, db, `
 		SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE u.email = $1 AND s.expires_at > now()
 		ORDER BY s.last_used_at, s.created_at, s.id`, email)
-	if err != nil {
-		t.Fatalf("list sessions: %v", err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return ids
 }
 
 // TestConcurrentLoginsKeepTheCap sends 200 logins for one user at once,
