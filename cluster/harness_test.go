@@ -36,8 +36,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// binary is the sessiond executable every test runs, built once by TestMain.
-var binary string
+// sessiondBin is the sessiond executable every test runs, built once by TestMain.
+var sessiondBin string
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -50,11 +50,11 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	binary = filepath.Join(dir, "sessiond")
+	sessiondBin = filepath.Join(dir, "sessiond")
 	// Built without -race even under `go test -race`: the server's own
 	// races are the unit and end-to-end tests' business, and an
 	// instrumented argon2 would make every login here several times slower.
-	build := exec.Command("go", "build", "-o", binary, "github.com/sessiond/sessiond/cmd/sessiond")
+	build := exec.Command("go", "build", "-o", sessiondBin, "github.com/sessiond/sessiond/cmd/sessiond")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if err := build.Run(); err != nil {
@@ -152,7 +152,7 @@ func launch(t testing.TB, name string, settings map[string]string) (*instance, e
 	for k, v := range settings {
 		env = append(env, k+"="+v)
 	}
-	cmd := exec.Command(binary, "serve")
+	cmd := exec.Command(sessiondBin, "serve")
 	cmd.Env = env
 	in := &instance{t: t, name: name, cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = in.stderr

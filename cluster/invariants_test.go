@@ -244,7 +244,7 @@ func TestKeyRotationReachesEveryInstance(t *testing.T) {
 		ats = append(ats, mustLogin(t, in.URL, email, password).AccessToken)
 	}
 
-	cmd := exec.Command(binary, "keys", "rotate")
+	cmd := exec.Command(sessiondBin, "keys", "rotate")
 	cmd.Env = append(baseEnv(), "SESSIOND_DATABASE_URL="+db, "SESSIOND_KEY_RELOAD=1s")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
