@@ -27,6 +27,7 @@ func TestDependencies(t *testing.T) {
 		mod + "/postgres":        {mod},
 		mod + "/storetest":       {mod},
 		mod + "/internal/pgtest": {},
+		mod + "/web":             {},
 	}
 	stdOnly := map[string]bool{mod: true}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {

@@ -10,7 +10,8 @@ import (
 	"github.com/sessiond/sessiond"
 )
 
-// codeMethodNotAllowed is the one code only the HTTP layer produces.
+// codeMethodNotAllowed is a code only the HTTP layer produces (so are
+// cookie.go's codeCrossSite and codeCookieModeOff).
 const codeMethodNotAllowed = "method_not_allowed"
 
 // statusOf is the one table from error codes to HTTP statuses.
@@ -23,6 +24,8 @@ var statusOf = map[string]int{
 	sessiond.CodeSessionExpired:      http.StatusUnauthorized,
 	sessiond.CodeNotFound:            http.StatusNotFound,
 	codeMethodNotAllowed:             http.StatusMethodNotAllowed,
+	codeCrossSite:                    http.StatusForbidden,
+	codeCookieModeOff:                http.StatusBadRequest,
 	sessiond.CodeEmailTaken:          http.StatusConflict,
 	sessiond.CodeRequestTooLarge:     http.StatusRequestEntityTooLarge,
 	sessiond.CodeUnsupportedMedia:    http.StatusUnsupportedMediaType,

@@ -10,14 +10,15 @@ import (
 
 // addRoutes is the whole API in one place (DESIGN.md "HTTP API").
 func addRoutes(mux *http.ServeMux, d Deps) {
+	bd := newBrowserDeps(d) // cookie mode, cookie.go
 	routes := []struct {
 		pattern string
 		handler http.Handler
 	}{
 		{"POST /v1/signup", handleSignup(d.Logger, d.Auth)},
-		{"POST /v1/login", handleLogin(d.Logger, d.Auth, d.TrustedProxies)},
-		{"POST /v1/refresh", handleRefresh(d.Logger, d.Auth)},
-		{"POST /v1/logout", handleLogout(d.Logger, d.Auth)},
+		{"POST /v1/login", handleLogin(d.Logger, d.Auth, d.TrustedProxies, bd)},
+		{"POST /v1/refresh", handleRefresh(d.Logger, d.Auth, bd)},
+		{"POST /v1/logout", handleLogout(d.Logger, d.Auth, bd)},
 		{"POST /v1/logout-all", bearer(d.Logger, d.Auth, handleLogoutAll(d.Logger, d.Auth))},
 		{"GET /v1/sessions", bearer(d.Logger, d.Auth, handleListSessions(d.Logger, d.Auth))},
 		{"DELETE /v1/sessions/{id}", bearer(d.Logger, d.Auth, handleRevokeSession(d.Logger, d.Auth))},
@@ -25,6 +26,15 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		{"GET /.well-known/jwks.json", handleJWKS(d.JWKS)},
 		{"GET /healthz", handleHealthz()},
 		{"GET /readyz", handleReadyz(d.Logger, d.Ready)},
+	}
+	if d.Account != nil { // the account page, web/
+		routes = append(routes, struct {
+			pattern string
+			handler http.Handler
+		}{"GET /account/", d.Account}, struct {
+			pattern string
+			handler http.Handler
+		}{"GET /account", http.RedirectHandler("/account/", http.StatusMovedPermanently)})
 	}
 	if d.Metrics != nil {
 		routes = append(routes, struct {

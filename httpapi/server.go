@@ -33,6 +33,10 @@ type Deps struct {
 	Instruments *Metrics
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// Browser configures cookie mode and CORS (cookie.go, cors.go).
+	Browser Browser
+	// Account serves the account page under /account/; nil leaves it out.
+	Account http.Handler
 }
 
 // NewServer returns the sessiond HTTP API.
@@ -43,6 +47,7 @@ func NewServer(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
 	h := d.Instruments.instrument(mux)
+	h = cors(d.Browser, h) // outside instrument, which must wrap the mux directly
 	h = recoverer(d.Logger, d.Instruments, h)
 	h = requestID(h)
 	return h

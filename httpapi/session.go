@@ -30,7 +30,7 @@ type tokenResponse struct {
 	AccessToken      string `json:"access_token"`
 	TokenType        string `json:"token_type"`
 	ExpiresIn        int64  `json:"expires_in"`
-	RefreshToken     string `json:"refresh_token"`
+	RefreshToken     string `json:"refresh_token,omitempty"` // empty in cookie mode
 	RefreshExpiresIn int64  `json:"refresh_expires_in"`
 	SessionID        string `json:"session_id"`
 }
@@ -71,8 +71,16 @@ func handleSignup(logger *slog.Logger, svc sessiond.AuthService) http.Handler {
 	})
 }
 
-func handleLogin(logger *slog.Logger, svc sessiond.AuthService, trusted []netip.Prefix) http.Handler {
+func handleLogin(logger *slog.Logger, svc sessiond.AuthService, trusted []netip.Prefix, bd browserDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Cookie mode (cookie.go): checked before the password is.
+		viaCookie := wantsCookie(r)
+		if viaCookie {
+			if err := bd.b.checkCSRF(bd.cop, r); err != nil {
+				writeError(w, r, logger, err)
+				return
+			}
+		}
 		req, err := decode[credentials](w, r)
 		if err != nil {
 			writeError(w, r, logger, err)
@@ -83,28 +91,48 @@ func handleLogin(logger *slog.Logger, svc sessiond.AuthService, trusted []netip.
 			writeError(w, r, logger, err)
 			return
 		}
-		encode(w, http.StatusOK, newTokenResponse(t))
+		if viaCookie {
+			bd.b.setRefreshCookies(w, t)
+		}
+		encode(w, http.StatusOK, tokenBody(t, viaCookie))
 	})
 }
 
-func handleRefresh(logger *slog.Logger, svc sessiond.AuthService) http.Handler {
+func handleRefresh(logger *slog.Logger, svc sessiond.AuthService, bd browserDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, err := decode[refreshRequest](w, r)
+		// Cookie mode (cookie.go): the RT from the body, else from the cookie.
+		tok, viaCookie, ok, err := bd.b.bodyOrCookieToken(bd.cop, w, r)
+		if !ok {
+			var req refreshRequest
+			req, err = decode[refreshRequest](w, r)
+			tok = req.RefreshToken
+		}
+		if err == nil && !viaCookie && wantsCookie(r) {
+			err, viaCookie = bd.b.checkCSRF(bd.cop, r), true
+		}
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
 		}
-		t, err := svc.Refresh(r.Context(), req.RefreshToken)
+		t, err := svc.Refresh(r.Context(), tok)
 		if err != nil {
+			if viaCookie && clearsCookie(err) {
+				bd.b.clearRefreshCookies(w)
+			}
 			writeError(w, r, logger, err)
 			return
 		}
-		encode(w, http.StatusOK, newTokenResponse(t))
+		if viaCookie {
+			bd.b.setRefreshCookies(w, t)
+		}
+		encode(w, http.StatusOK, tokenBody(t, viaCookie))
 	})
 }
 
-// handleLogout ends one session: the Bearer AT's, or the body RT's.
-func handleLogout(logger *slog.Logger, svc sessiond.AuthService) http.Handler {
+// handleLogout ends one session: the Bearer AT's, or the body RT's, or the
+// cookie's (cookie.go). A logout with the cookie clears it even when the
+// session had already ended, so the browser is left with nothing stale.
+func handleLogout(logger *slog.Logger, svc sessiond.AuthService, bd browserDeps) http.Handler {
 	byToken := bearer(logger, svc, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := svc.Logout(r.Context(), principalFrom(r.Context())); err != nil {
 			writeError(w, r, logger, err)
@@ -117,12 +145,21 @@ func handleLogout(logger *slog.Logger, svc sessiond.AuthService) http.Handler {
 			byToken.ServeHTTP(w, r)
 			return
 		}
-		req, err := decode[refreshRequest](w, r)
+		tok, viaCookie, ok, err := bd.b.bodyOrCookieToken(bd.cop, w, r)
+		if !ok {
+			var req refreshRequest
+			req, err = decode[refreshRequest](w, r)
+			tok = req.RefreshToken
+		}
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
 		}
-		if err := svc.LogoutRefresh(r.Context(), req.RefreshToken); err != nil {
+		err = svc.LogoutRefresh(r.Context(), tok)
+		if viaCookie && (err == nil || clearsCookie(err)) {
+			bd.b.clearRefreshCookies(w)
+		}
+		if err != nil {
 			writeError(w, r, logger, err)
 			return
 		}

@@ -31,6 +31,9 @@ func bindFlags(fs *flag.FlagSet, c *app.Config) {
 	fs.DurationVar(&c.DBTimeout, "db-timeout", c.DBTimeout, "deadline of every database call")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a shutdown waits for in-flight requests")
 	fs.DurationVar(&c.KeyReload, "key-reload", c.KeyReload, "how often signing keys are re-read from the database")
+	fs.BoolVar(&c.CookieMode, "cookie-mode", c.CookieMode, "let browsers get the refresh token as an HttpOnly cookie (X-Sessiond-Cookie: 1), and serve /account")
+	fs.BoolVar(&c.CookieSecure, "cookie-secure", c.CookieSecure, "mark the refresh cookie Secure; false only for http://localhost development")
+	fs.StringVar(&c.AllowedOrigins, "allowed-origins", c.AllowedOrigins, "comma-separated origins (https://app.example.com) allowed CORS with credentials and cookie mode")
 }
 
 // parseConfig reads the environment, then args, into a validated Config.

@@ -19,6 +19,7 @@ import (
 	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/sqlite"
 	"github.com/sessiond/sessiond/token"
+	"github.com/sessiond/sessiond/web"
 )
 
 // Store is a sessiond.Store with its schema migrations.
@@ -130,8 +131,19 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 		Metrics:        promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{}),
 		Instruments:    httpapi.NewMetrics(a.Registry),
 		TrustedProxies: trusted,
+		Browser:        cfg.Browser(),
+		Account:        accountPage(cfg),
 	})
 	return nil
+}
+
+// accountPage is the account page (web/), which signs in with cookie mode
+// and so is served only when cookie mode is on.
+func accountPage(cfg Config) http.Handler {
+	if !cfg.CookieMode {
+		return nil
+	}
+	return web.AccountHandler()
 }
 
 // LoadKeys installs the database's signing keys into the keyring.

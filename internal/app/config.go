@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -36,6 +38,14 @@ type Config struct {
 	DBTimeout         time.Duration
 	ShutdownTimeout   time.Duration
 	KeyReload         time.Duration
+	// CookieMode, CookieSecure and AllowedOrigins are the browser settings
+	// (issue 7, httpapi/cookie.go): whether the RT may be delivered in an
+	// HttpOnly cookie (and the account page is served), whether that cookie
+	// is Secure, and the comma-separated other origins allowed CORS with
+	// credentials.
+	CookieMode     bool
+	CookieSecure   bool
+	AllowedOrigins string
 	// PasswordHash are the argon2id parameters of new hashes, and HashWait
 	// how long a login waits for a free hashing slot before a 503. Not
 	// flags: the defaults are OWASP's minimum; tests lower them.
@@ -60,6 +70,8 @@ func DefaultConfig() Config {
 		DBTimeout:         5 * time.Second,
 		ShutdownTimeout:   15 * time.Second,
 		KeyReload:         30 * time.Second,
+		CookieMode:        true,
+		CookieSecure:      true,
 		PasswordHash:      password.DefaultParams(),
 		HashWait:          2 * time.Second,
 	}
@@ -123,10 +135,65 @@ func (c *Config) Validate() error {
 	if _, err := httpapi.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		return bad("trusted-proxies", "%v", err)
 	}
+	if _, err := ParseAllowedOrigins(c.AllowedOrigins); err != nil {
+		return bad("allowed-origins", "%v", err)
+	}
+	if !c.CookieSecure && !IsLoopbackHost(hostOf(c.Addr)) {
+		return bad("cookie-secure", "false is only for development on http://localhost; the listen address %q is not loopback", c.Addr)
+	}
 	if err := c.PasswordHash.Validate(); err != nil {
 		return fmt.Errorf("password hash parameters: %v", err)
 	}
 	return nil
+}
+
+// Browser is the httpapi view of the browser settings; call it on a
+// validated Config.
+func (c *Config) Browser() httpapi.Browser {
+	origins, _ := ParseAllowedOrigins(c.AllowedOrigins)
+	return httpapi.Browser{CookieMode: c.CookieMode, InsecureCookie: !c.CookieSecure, AllowedOrigins: origins}
+}
+
+// ParseAllowedOrigins reads SESSIOND_ALLOWED_ORIGINS: comma-separated
+// origins, each scheme://host[:port] with nothing after it, as browsers send
+// them in Origin. https is required except for loopback hosts, since a page
+// served over plain http can be rewritten by anyone on the path.
+func ParseAllowedOrigins(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		u, err := url.Parse(f)
+		if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("%q is not an origin like https://app.example.com", f)
+		}
+		switch {
+		case u.Scheme == "https":
+		case u.Scheme == "http" && IsLoopbackHost(u.Hostname()):
+		case u.Scheme == "http":
+			return nil, fmt.Errorf("%q: plain http is allowed for localhost only", f)
+		default:
+			return nil, fmt.Errorf("%q: the scheme must be https", f)
+		}
+		out = append(out, strings.ToLower(u.Scheme+"://"+u.Host))
+	}
+	return out, nil
+}
+
+// IsLoopbackHost reports whether host (no port) is localhost or a loopback address.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && a.IsLoopback()
+}
+
+func hostOf(addr string) string {
+	h, _, _ := net.SplitHostPort(addr)
+	return h
 }
 
 // SplitDatabaseURL tells the store kind and its address from a database URL.
