@@ -26,6 +26,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		{"GET /.well-known/jwks.json", handleJWKS(d.JWKS)},
 		{"GET /healthz", handleHealthz()},
 		{"GET /readyz", handleReadyz(d.Logger, d.Ready)},
+		{"GET /openapi.yaml", handleOpenAPI()},
 	}
 	if d.Account != nil { // the account page, web/
 		routes = append(routes, struct {

@@ -153,6 +153,7 @@ func (e *testEnv) request(method, path, contentType string, body []byte, header 
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	checkSpec(e.t, req, body, resp, raw) // every exchange must match api/openapi.yaml
 	r := &response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
 	if len(raw) > 0 && strings.Contains(resp.Header.Get("Content-Type"), "json") {
 		if err := json.Unmarshal(raw, &r.Body); err != nil {
