@@ -1,0 +1,288 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Reasons a token is refused. Verify's errors are *VerifyError, and
+// errors.Is(err, ErrExpired) and the like tell which reason applies.
+var (
+	ErrMalformed       = errors.New("malformed token")
+	ErrAlgorithm       = errors.New("algorithm not allowed")
+	ErrType            = errors.New("not an access token")
+	ErrUnknownKey      = errors.New("unknown signing key")
+	ErrSignature       = errors.New("invalid signature")
+	ErrExpired         = errors.New("token expired")
+	ErrNotYetValid     = errors.New("token not valid yet")
+	ErrIssuer          = errors.New("wrong issuer")
+	ErrAudience        = errors.New("wrong audience")
+	ErrMissingClaim    = errors.New("missing claim")
+	ErrKeysUnavailable = errors.New("signing keys unavailable")
+)
+
+// VerifyError says why a token was refused: Reason is one of the Err*
+// variables above, Detail a human-readable specific, Err a cause if any.
+type VerifyError struct {
+	Reason error
+	Detail string
+	Err    error
+}
+
+func (e *VerifyError) Error() string {
+	s := e.Reason.Error()
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Unwrap lets errors.Is match both the reason and the cause.
+func (e *VerifyError) Unwrap() []error { return []error{e.Reason, e.Err} }
+
+func refuse(reason error, detail string) error { return &VerifyError{Reason: reason, Detail: detail} }
+
+// Claims are the verified contents of a sessiond access token.
+type Claims struct {
+	UserID    string    // sub
+	SessionID string    // sid
+	Issuer    string    // iss
+	Audience  []string  // aud
+	IssuedAt  time.Time // iat
+	ExpiresAt time.Time // exp
+	NotBefore time.Time // nbf; zero when absent
+	ID        string    // jti
+	KeyID     string    // the header's kid
+}
+
+// VerifierOptions tune a Verifier; the zero value is a good default.
+type VerifierOptions struct {
+	// HTTPClient fetches the JWKS; default a client with a 10s timeout.
+	HTTPClient *http.Client
+	// Leeway is the clock skew tolerated on exp, nbf and iat; default 5s.
+	Leeway time.Duration
+	// MinRefetchInterval bounds refetches on an unknown kid: at most one per
+	// interval, so a flood of forged kids cannot make the verifier hammer
+	// sessiond; default 10s.
+	MinRefetchInterval time.Duration
+	// RefreshInterval is how often the JWKS is refetched in the background;
+	// default 5m, negative turns it off.
+	RefreshInterval time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Verifier checks sessiond access tokens offline, with keys from the JWKS.
+// It is safe for concurrent use.
+type Verifier struct {
+	issuer, audience string
+	leeway           time.Duration
+	now              func() time.Time
+	keys             *keySet
+	stop             context.CancelFunc
+}
+
+// NewVerifier fetches the JWKS at jwksURL once (failing if it cannot, so a
+// misconfigured service stops at start) and returns a Verifier for tokens
+// with the given issuer and audience. The background refresh runs until ctx
+// is done or Close is called. opts may be nil.
+func NewVerifier(ctx context.Context, jwksURL, issuer, audience string, opts *VerifierOptions) (*Verifier, error) {
+	var o VerifierOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if o.Leeway == 0 {
+		o.Leeway = 5 * time.Second
+	}
+	if o.MinRefetchInterval == 0 {
+		o.MinRefetchInterval = 10 * time.Second
+	}
+	if o.RefreshInterval == 0 {
+		o.RefreshInterval = 5 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if issuer == "" || audience == "" {
+		return nil, errors.New("new verifier: issuer and audience are required")
+	}
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	v := &Verifier{issuer: issuer, audience: audience, leeway: o.Leeway, now: o.Now, stop: stop,
+		keys: newKeySet(bg, jwksURL, o.HTTPClient, o.MinRefetchInterval, o.Now)}
+	if err := v.keys.refetch(ctx, true); err != nil {
+		stop()
+		return nil, fmt.Errorf("new verifier: %w", err)
+	}
+	if o.RefreshInterval > 0 {
+		go v.keys.refreshEvery(bg, ctx, o.RefreshInterval)
+	} else {
+		context.AfterFunc(ctx, stop)
+	}
+	return v, nil
+}
+
+// Close stops the background refresh.
+func (v *Verifier) Close() { v.stop() }
+
+type header struct {
+	Alg  string          `json:"alg"`
+	Typ  string          `json:"typ"`
+	Kid  string          `json:"kid"`
+	Crit json.RawMessage `json:"crit"`
+}
+
+type payload struct {
+	Iss string   `json:"iss"`
+	Aud audience `json:"aud"`
+	Sub string   `json:"sub"`
+	Sid string   `json:"sid"`
+	Iat *numeric `json:"iat"`
+	Exp *numeric `json:"exp"`
+	Nbf *numeric `json:"nbf"`
+	Jti string   `json:"jti"`
+}
+
+// audience is RFC 7519's "aud": one string or an array of them.
+type audience []string
+
+func (a *audience) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*a = audience{s}
+		return nil
+	}
+	return json.Unmarshal(b, (*[]string)(a))
+}
+
+// numeric is a NumericDate: seconds since the epoch, possibly fractional.
+type numeric float64
+
+func (n numeric) time() time.Time {
+	sec, frac := math.Modf(float64(n))
+	return time.Unix(int64(sec), int64(frac*1e9))
+}
+
+// maxTokenLen bounds the work spent on a token before its signature is known good.
+const maxTokenLen = 8192
+
+// Verify checks token and returns its claims, or a *VerifyError saying why
+// not. It needs the network only when the kid is unknown: then it refetches
+// the JWKS (rate-limited, shared with concurrent callers) within ctx.
+func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+	if len(token) > maxTokenLen {
+		return nil, refuse(ErrMalformed, "token too long")
+	}
+	h64, rest, ok1 := strings.Cut(token, ".")
+	p64, s64, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.Contains(s64, ".") {
+		return nil, refuse(ErrMalformed, "not a compact JWS")
+	}
+	var h header
+	if err := decodeSegment(h64, &h); err != nil {
+		return nil, refuse(ErrMalformed, "header: "+err.Error())
+	}
+	// The algorithm is pinned: the key type alone decides how to verify,
+	// so "none" or an HMAC keyed with the public key cannot get through.
+	if h.Alg != "EdDSA" {
+		return nil, refuse(ErrAlgorithm, fmt.Sprintf("alg %q", h.Alg))
+	}
+	if !strings.EqualFold(h.Typ, "at+jwt") && !strings.EqualFold(h.Typ, "application/at+jwt") {
+		return nil, refuse(ErrType, fmt.Sprintf("typ %q, want at+jwt", h.Typ))
+	}
+	if h.Crit != nil {
+		return nil, refuse(ErrMalformed, "unsupported crit header")
+	}
+	if h.Kid == "" {
+		return nil, refuse(ErrUnknownKey, "no kid")
+	}
+	key, err := v.keys.lookup(ctx, h.Kid)
+	if err != nil {
+		return nil, err
+	}
+	var sig [ed25519.SignatureSize]byte
+	if n, err := base64.RawURLEncoding.Decode(sig[:], []byte(s64)); err != nil || n != len(sig) ||
+		base64.RawURLEncoding.EncodedLen(len(sig)) != len(s64) {
+		return nil, refuse(ErrMalformed, "signature encoding")
+	}
+	if !ed25519.Verify(key, []byte(token[:len(h64)+1+len(p64)]), sig[:]) {
+		return nil, refuse(ErrSignature, "")
+	}
+	var p payload
+	if err := decodeSegment(p64, &p); err != nil {
+		return nil, refuse(ErrMalformed, "claims: "+err.Error())
+	}
+	return v.check(&p, h.Kid)
+}
+
+func (v *Verifier) check(p *payload, kid string) (*Claims, error) {
+	switch {
+	case p.Exp == nil:
+		return nil, refuse(ErrMissingClaim, "exp")
+	case p.Iat == nil:
+		return nil, refuse(ErrMissingClaim, "iat")
+	case p.Sub == "":
+		return nil, refuse(ErrMissingClaim, "sub")
+	case p.Sid == "":
+		return nil, refuse(ErrMissingClaim, "sid")
+	}
+	if p.Iss != v.issuer {
+		return nil, refuse(ErrIssuer, fmt.Sprintf("%q", p.Iss))
+	}
+	found := false
+	for _, a := range p.Aud {
+		found = found || a == v.audience
+	}
+	if !found {
+		return nil, refuse(ErrAudience, fmt.Sprintf("%q", []string(p.Aud)))
+	}
+	now := v.now()
+	c := &Claims{UserID: p.Sub, SessionID: p.Sid, Issuer: p.Iss, Audience: p.Aud,
+		IssuedAt: p.Iat.time(), ExpiresAt: p.Exp.time(), ID: p.Jti, KeyID: kid}
+	if !now.Before(c.ExpiresAt.Add(v.leeway)) {
+		return nil, refuse(ErrExpired, "at "+c.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if p.Nbf != nil {
+		c.NotBefore = p.Nbf.time()
+		if now.Add(v.leeway).Before(c.NotBefore) {
+			return nil, refuse(ErrNotYetValid, "nbf "+c.NotBefore.UTC().Format(time.RFC3339))
+		}
+	}
+	if now.Add(v.leeway).Before(c.IssuedAt) {
+		return nil, refuse(ErrNotYetValid, "issued in the future")
+	}
+	return c, nil
+}
+
+// decodeSegment decodes one base64url JSON segment into v, strictly.
+func decodeSegment(seg string, v any) error {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(seg)
+	if err != nil {
+		return errors.New("not base64url")
+	}
+	if len(b) == 0 || b[0] != '{' {
+		return errors.New("not a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	return nil
+}
