@@ -1,0 +1,43 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net/http"
+
+	"github.com/sessiond/sessiond/client"
+)
+
+// The five lines a service needs: a Verifier built from sessiond's JWKS
+// URL, issuer and audience, its Middleware around the handlers, and
+// ClaimsFromContext inside them.
+func Example() {
+	v, err := client.NewVerifier(context.Background(), "http://127.0.0.1:8080/.well-known/jwks.json", "http://127.0.0.1:8080", "sessiond", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	http.Handle("/notes", v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		claims, _ := client.ClaimsFromContext(r.Context())
+		fmt.Fprintf(w, "notes of user %s (session %s)\n", claims.UserID, claims.SessionID)
+	})))
+	log.Fatal(http.ListenAndServe("127.0.0.1:8081", nil))
+}
+
+// A program acting for a user logs in once; its HTTP client then attaches
+// the access token to every request and refreshes it by itself. Persist
+// the refresh token in OnTokens to resume later with Resume.
+func ExampleClient() {
+	ctx := context.Background()
+	c := client.New("http://127.0.0.1:8080", &client.Options{
+		OnTokens: func(t client.Tokens) { /* save t.RefreshToken */ },
+	})
+	if _, err := c.Login(ctx, "ada@example.com", "correct horse battery staple"); err != nil {
+		log.Fatal(err) // a *client.Error: err.(*client.Error).Code says why
+	}
+	resp, err := c.HTTPClient().Get("http://127.0.0.1:8081/notes")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+}
