@@ -70,7 +70,8 @@ type Claims struct {
 type VerifierOptions struct {
 	// HTTPClient fetches the JWKS; default a client with a 10s timeout.
 	HTTPClient *http.Client
-	// Leeway is the clock skew tolerated on exp, nbf and iat; default 5s.
+	// Leeway is the clock skew tolerated on exp, nbf and iat; default 5s,
+	// negative for none.
 	Leeway time.Duration
 	// MinRefetchInterval bounds refetches on an unknown kid: at most one per
 	// interval, so a flood of forged kids cannot make the verifier hammer
@@ -105,8 +106,11 @@ func NewVerifier(ctx context.Context, jwksURL, issuer, audience string, opts *Ve
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
-	if o.Leeway == 0 {
+	switch {
+	case o.Leeway == 0:
 		o.Leeway = 5 * time.Second
+	case o.Leeway < 0:
+		o.Leeway = 0
 	}
 	if o.MinRefetchInterval == 0 {
 		o.MinRefetchInterval = 10 * time.Second

@@ -135,7 +135,10 @@ func TestVerify(t *testing.T) {
 		{"no kid", sign(k1, with(goodHeader(), "kid", nil), goodClaims(now)), client.ErrUnknownKey},
 		{"unknown kid", sign(k1, with(goodHeader(), "kid", "nope"), goodClaims(now)), client.ErrUnknownKey},
 		{"bad signature", sign(nil, goodHeader(), goodClaims(now)), client.ErrSignature},
-		{"other key", func() string { _, k, _ := ed25519.GenerateKey(rand.Reader); return sign(k, goodHeader(), goodClaims(now)) }(), client.ErrSignature},
+		{"other key", func() string {
+			_, k, _ := ed25519.GenerateKey(rand.Reader)
+			return sign(k, goodHeader(), goodClaims(now))
+		}(), client.ErrSignature},
 		{"two parts", "a.b", client.ErrMalformed},
 		{"four parts", sign(k1, goodHeader(), goodClaims(now)) + ".x", client.ErrMalformed},
 		{"header not base64", "!!." + b64json(goodClaims(now)) + ".sig", client.ErrMalformed},
