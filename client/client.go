@@ -236,9 +236,9 @@ func expiry(jwt string, fallback time.Time) time.Time {
 		return fallback
 	}
 	var p struct {
-		Exp *numeric `json:"exp"`
+		Exp numeric `json:"exp"`
 	}
-	if json.Unmarshal(b, &p) != nil || p.Exp == nil {
+	if json.Unmarshal(b, &p) != nil || p.Exp == 0 {
 		return fallback
 	}
 	return p.Exp.time()

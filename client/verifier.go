@@ -10,6 +10,8 @@ import (
 	"math"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -92,7 +94,16 @@ type Verifier struct {
 	now              func() time.Time
 	keys             *keySet
 	stop             context.CancelFunc
+
+	// headers remembers header segments of tokens whose signature verified,
+	// with their kid: every token a key signs has the same header, so its
+	// JSON need not be parsed again. Only verified headers enter, so forged
+	// ones cannot grow it; maxHeaders bounds it across rotations.
+	headers  sync.Map // string → string
+	nHeaders atomic.Int32
 }
+
+const maxHeaders = 64
 
 // NewVerifier fetches the JWKS at jwksURL once (failing if it cannot, so a
 // misconfigured service stops at start) and returns a Verifier for tokens
@@ -154,9 +165,9 @@ type payload struct {
 	Aud audience `json:"aud"`
 	Sub string   `json:"sub"`
 	Sid string   `json:"sid"`
-	Iat *numeric `json:"iat"`
-	Exp *numeric `json:"exp"`
-	Nbf *numeric `json:"nbf"`
+	Iat numeric  `json:"iat"` // 0 when absent, as for the others
+	Exp numeric  `json:"exp"`
+	Nbf numeric  `json:"nbf"`
 	Jti string   `json:"jti"`
 }
 
@@ -198,25 +209,16 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if !ok1 || !ok2 || strings.Contains(s64, ".") {
 		return nil, refuse(ErrMalformed, "not a compact JWS")
 	}
-	var h header
-	if err := decodeSegment(h64, &h); err != nil {
-		return nil, refuse(ErrMalformed, "header: "+err.Error())
+	kid, known := "", false
+	if k, ok := v.headers.Load(h64); ok {
+		kid, known = k.(string), true
+	} else {
+		var err error
+		if kid, err = checkHeader(h64); err != nil {
+			return nil, err
+		}
 	}
-	// The algorithm is pinned: the key type alone decides how to verify,
-	// so "none" or an HMAC keyed with the public key cannot get through.
-	if h.Alg != "EdDSA" {
-		return nil, refuse(ErrAlgorithm, fmt.Sprintf("alg %q", h.Alg))
-	}
-	if !strings.EqualFold(h.Typ, "at+jwt") && !strings.EqualFold(h.Typ, "application/at+jwt") {
-		return nil, refuse(ErrType, fmt.Sprintf("typ %q, want at+jwt", h.Typ))
-	}
-	if h.Crit != nil {
-		return nil, refuse(ErrMalformed, "unsupported crit header")
-	}
-	if h.Kid == "" {
-		return nil, refuse(ErrUnknownKey, "no kid")
-	}
-	key, err := v.keys.lookup(ctx, h.Kid)
+	key, err := v.keys.lookup(ctx, kid)
 	if err != nil {
 		return nil, err
 	}
@@ -228,18 +230,45 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if !ed25519.Verify(key, []byte(token[:len(h64)+1+len(p64)]), sig[:]) {
 		return nil, refuse(ErrSignature, "")
 	}
+	if !known && v.nHeaders.Add(1) <= maxHeaders {
+		v.headers.Store(h64, kid)
+	}
 	var p payload
 	if err := decodeSegment(p64, &p); err != nil {
 		return nil, refuse(ErrMalformed, "claims: "+err.Error())
 	}
-	return v.check(&p, h.Kid)
+	return v.check(&p, kid)
+}
+
+// checkHeader decodes a JOSE header and returns its kid if it is one of an
+// access token sessiond signs.
+func checkHeader(h64 string) (kid string, err error) {
+	var h header
+	if err := decodeSegment(h64, &h); err != nil {
+		return "", refuse(ErrMalformed, "header: "+err.Error())
+	}
+	// The algorithm is pinned: the key type alone decides how to verify,
+	// so "none" or an HMAC keyed with the public key cannot get through.
+	if h.Alg != "EdDSA" {
+		return "", refuse(ErrAlgorithm, fmt.Sprintf("alg %q", h.Alg))
+	}
+	if !strings.EqualFold(h.Typ, "at+jwt") && !strings.EqualFold(h.Typ, "application/at+jwt") {
+		return "", refuse(ErrType, fmt.Sprintf("typ %q, want at+jwt", h.Typ))
+	}
+	if h.Crit != nil {
+		return "", refuse(ErrMalformed, "unsupported crit header")
+	}
+	if h.Kid == "" {
+		return "", refuse(ErrUnknownKey, "no kid")
+	}
+	return h.Kid, nil
 }
 
 func (v *Verifier) check(p *payload, kid string) (*Claims, error) {
 	switch {
-	case p.Exp == nil:
+	case p.Exp == 0:
 		return nil, refuse(ErrMissingClaim, "exp")
-	case p.Iat == nil:
+	case p.Iat == 0:
 		return nil, refuse(ErrMissingClaim, "iat")
 	case p.Sub == "":
 		return nil, refuse(ErrMissingClaim, "sub")
@@ -262,7 +291,7 @@ func (v *Verifier) check(p *payload, kid string) (*Claims, error) {
 	if !now.Before(c.ExpiresAt.Add(v.leeway)) {
 		return nil, refuse(ErrExpired, "at "+c.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	if p.Nbf != nil {
+	if p.Nbf != 0 {
 		c.NotBefore = p.Nbf.time()
 		if now.Add(v.leeway).Before(c.NotBefore) {
 			return nil, refuse(ErrNotYetValid, "nbf "+c.NotBefore.UTC().Format(time.RFC3339))
