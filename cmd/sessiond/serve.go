@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/app"
@@ -59,6 +62,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	if cfg.AdminAddr != "" {
+		admin, err := serveAdmin(cfg.AdminAddr, a, logger, stdout)
+		if err != nil {
+			return err
+		}
+		defer admin.Close()
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	go a.ReloadKeys(ctx, cfg.KeyReload)
@@ -83,4 +93,25 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// serveAdmin starts the operator listener: pprof and /metrics, on an address
+// of its own so that neither is exposed with the API.
+func serveAdmin(addr string, a *app.App, logger *slog.Logger, stdout io.Writer) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on admin address: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	logger.Info("sessiond admin listening", "addr", ln.Addr().String())
+	fmt.Fprintf(stdout, "sessiond admin (pprof, metrics) on http://%s\n", ln.Addr())
+	return srv, nil
 }
