@@ -9,12 +9,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/app"
+	"github.com/sessiond/sessiond/password"
 )
 
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -40,6 +42,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	if getenv("GOMEMLIMIT") == "" {
+		// A soft limit, so the garbage collector returns argon2's large
+		// buffers before the heap doubles past them: 48 MiB for everything
+		// else, plus what the hashing slots hold at once.
+		hashing := int64(password.DefaultSlots()) * int64(cfg.PasswordHash.Memory) << 10
+		debug.SetMemoryLimit(48<<20 + hashing)
+	}
 	db, err := app.OpenStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
