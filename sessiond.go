@@ -38,3 +38,14 @@ type Store interface {
 	// Close releases the database.
 	Close() error
 }
+
+// PoolStats describes one database connection pool, for metrics.
+type PoolStats struct {
+	Name     string // "primary"; SQLite: "writer", "reader"
+	Max      int
+	Open     int
+	InUse    int
+	Idle     int
+	Waits    int64         // acquisitions that had to wait, in total
+	WaitTime time.Duration // time spent waiting, in total
+}

@@ -41,8 +41,24 @@ type Service struct {
 	pwMin     int
 	pwScore   int
 	throttle  Throttle
+	events    Events
 	logger    *slog.Logger
 }
+
+// Events receives what the service did that metrics count; a nil Events in
+// Deps counts nothing.
+type Events interface {
+	// SessionsEvicted: a login evicted n live sessions beyond the cap.
+	SessionsEvicted(n int)
+	// RefreshReuseDetected: a superseded refresh token came back and its
+	// session was ended.
+	RefreshReuseDetected()
+}
+
+type noEvents struct{}
+
+func (noEvents) SessionsEvicted(int)   {}
+func (noEvents) RefreshReuseDetected() {}
 
 // Deps is what a Service is built from.
 type Deps struct {
@@ -58,6 +74,7 @@ type Deps struct {
 	PasswordMinLength int
 	PasswordMinScore  int
 	Throttle          Throttle
+	Events            Events
 	Logger            *slog.Logger
 }
 
@@ -66,7 +83,7 @@ func New(d Deps) *Service {
 	s := &Service{
 		store: d.Store, hasher: d.Hasher, issuer: d.Issuer, verifier: d.Verifier,
 		refresher: d.Refresher, clock: d.Clock, policy: d.Policy, pwMin: d.PasswordMinLength,
-		pwScore: d.PasswordMinScore, throttle: d.Throttle, logger: d.Logger,
+		pwScore: d.PasswordMinScore, throttle: d.Throttle, events: d.Events, logger: d.Logger,
 	}
 	if s.clock == nil {
 		s.clock = sessiond.SystemClock
@@ -76,6 +93,9 @@ func New(d Deps) *Service {
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.events == nil {
+		s.events = noEvents{}
 	}
 	return s
 }
@@ -171,6 +191,7 @@ func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.Client
 		return nil, err
 	}
 	if len(evicted) > 0 {
+		s.events.SessionsEvicted(len(evicted))
 		s.logger.LogAttrs(ctx, slog.LevelInfo, "sessions evicted at login",
 			slog.String("user_id", u.ID), slog.Any("evicted", evicted))
 	}
@@ -212,6 +233,7 @@ func (s *Service) Refresh(ctx context.Context, rt string) (*sessiond.Tokens, err
 	sess, err := s.store.RefreshSession(ctx, a, now, s.policy)
 	if err != nil {
 		if code := sessiond.ErrorCode(err); code == sessiond.CodeRefreshTokenReused {
+			s.events.RefreshReuseDetected()
 			s.logger.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse: session ended",
 				slog.String("session_id", a.SessionID), slog.Uint64("generation", a.Generation))
 		}

@@ -11,6 +11,9 @@ import (
 // by route and problem code ("ok" on success), so logins, refreshes and
 // logouts by outcome need no counters of their own.
 type Metrics struct {
+	// byRoute holds the per-operation outcome counters
+	// (sessiond_logins_total and friends), keyed by route pattern.
+	byRoute  map[string]*prometheus.CounterVec
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	panics   prometheus.Counter
@@ -34,6 +37,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.panics)
+	outcome := func(name, help string, routes ...string) {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"code"})
+		reg.MustRegister(c)
+		for _, r := range routes {
+			m.byRoute[r] = c
+		}
+	}
+	m.byRoute = map[string]*prometheus.CounterVec{}
+	outcome("sessiond_signups_total", "Signups by outcome (problem code, or ok).", "POST /v1/signup")
+	outcome("sessiond_logins_total", "Logins by outcome (problem code, or ok).", "POST /v1/login")
+	outcome("sessiond_refreshes_total", "Refreshes by outcome (problem code, or ok).", "POST /v1/refresh")
+	outcome("sessiond_logouts_total", "Logouts (one session, all, or a revoked one) by outcome.",
+		"POST /v1/logout", "POST /v1/logout-all", "DELETE /v1/sessions/{id}")
 	return m
 }
 
@@ -79,6 +95,9 @@ func (m *Metrics) instrument(next http.Handler) http.Handler {
 			code = "ok"
 		}
 		m.requests.WithLabelValues(route, code).Inc()
+		if c := m.byRoute[route]; c != nil {
+			c.WithLabelValues(code).Inc()
+		}
 		m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 	})
 }

@@ -86,6 +86,10 @@ type Hasher struct {
 // Computed returns how many argon2 hashes the Hasher has computed.
 func (h *Hasher) Computed() uint64 { return h.computed.Load() }
 
+// DefaultSlots is how many hashes run at once unless told otherwise:
+// 2*GOMAXPROCS, enough to keep the cores busy while others wait for memory.
+func DefaultSlots() int { return 2 * runtime.GOMAXPROCS(0) }
+
 // NewHasher returns a Hasher at p that runs at most slots hashes at once
 // (slots <= 0 means 2*GOMAXPROCS: argon2 is CPU-bound, and each running hash
 // holds p.Memory KiB). A caller waits at most wait for a slot and then gets a
@@ -93,7 +97,7 @@ func (h *Hasher) Computed() uint64 { return h.computed.Load() }
 // invalid (see Params.Validate), every hashing call returns that error.
 func NewHasher(p Params, slots int, wait time.Duration) *Hasher {
 	if slots <= 0 {
-		slots = 2 * runtime.GOMAXPROCS(0)
+		slots = DefaultSlots()
 	}
 	h := &Hasher{params: p, err: p.Validate(), slots: make(chan struct{}, slots), wait: wait}
 	if h.err == nil {

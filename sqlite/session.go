@@ -156,15 +156,17 @@ func (db *DB) RefreshSession(ctx context.Context, a *sessiond.RefreshAttempt, no
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
 
-	var row *sql.Row
+	query := refreshStamp
+	args := []any{micros(now), a.SessionID, int64(a.Generation), a.Hash, micros(now), micros(p.IdleCutoff(now))}
 	if p.Rotate {
-		row = db.w.QueryRowContext(ctx, refreshRotate, nullBytes(a.NextHash), a.Hash, micros(now), micros(now),
-			a.SessionID, int64(a.Generation), a.Hash, micros(now), micros(p.IdleCutoff(now)))
-	} else {
-		row = db.w.QueryRowContext(ctx, refreshStamp, micros(now),
-			a.SessionID, int64(a.Generation), a.Hash, micros(now), micros(p.IdleCutoff(now)))
+		query = refreshRotate
+		args = append([]any{nullBytes(a.NextHash), a.Hash, micros(now)}, args...)
 	}
-	s, err := scanSession(row)
+	st, err := db.wstmts.on(ctx, db.w, query)
+	if err != nil {
+		return nil, sessiond.Unavailable("refresh session", err)
+	}
+	s, err := scanSession(st.QueryRowContext(ctx, args...))
 	if err == nil {
 		return s, nil
 	}
@@ -270,7 +272,11 @@ WHERE id = ? AND user_id = ? AND expires_at > ? AND last_used_at > ?`
 func (db *DB) LiveSession(ctx context.Context, userID, id string, now time.Time, p sessiond.Policy) (*sessiond.Session, error) {
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
-	s, err := scanSession(db.r.QueryRowContext(ctx, liveSession, id, userID, micros(now), micros(p.IdleCutoff(now))))
+	st, err := db.rstmts.on(ctx, db.r, liveSession)
+	if err != nil {
+		return nil, sessiond.Unavailable("get session", err)
+	}
+	s, err := scanSession(st.QueryRowContext(ctx, id, userID, micros(now), micros(p.IdleCutoff(now))))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, sessiond.Errorf(sessiond.CodeNotFound, "session not found")
 	}

@@ -54,6 +54,8 @@ type DB struct {
 	w       *sql.DB // the one writer connection: every write goes here
 	r       *sql.DB // read-only pool for pure reads
 	timeout time.Duration
+	// wstmts and rstmts are the prepared hot statements of each pool.
+	wstmts, rstmts stmts
 }
 
 var _ sessiond.Store = (*DB)(nil)
@@ -161,6 +163,8 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	db.wstmts.close()
+	db.rstmts.close()
 	return errors.Join(db.r.Close(), db.w.Close())
 }
 

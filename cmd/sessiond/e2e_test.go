@@ -4,13 +4,13 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
-	"github.com/sessiond/sessiond/internal/app"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/app"
 )
 
 // TestSeedScenario is the seed article's story over HTTP: the sixth login

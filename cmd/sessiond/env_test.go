@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/sessiond/sessiond/internal/app"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/app"
 	"github.com/sessiond/sessiond/internal/pgtest"
 	"github.com/sessiond/sessiond/password"
 )

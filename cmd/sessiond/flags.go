@@ -12,6 +12,7 @@ import (
 // SESSIOND_ followed by its name upper-cased with '-' as '_'.
 func bindFlags(fs *flag.FlagSet, c *app.Config) {
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address `host:port`")
+	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "listen address of pprof and /metrics (`host:port`; empty: off)")
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "`sqlite:PATH` (embedded) or postgres://...")
 	fs.IntVar(&c.Policy.MaxSessions, "max-sessions", c.Policy.MaxSessions, "live sessions per user; the least recently used is evicted beyond it")
 	fs.DurationVar(&c.AccessTTL, "access-ttl", c.AccessTTL, "access token lifetime")

@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"github.com/sessiond/sessiond/internal/app"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/app"
 )
 
 // TestBadInput: every malformed request gets its coded 4xx, never a 500,

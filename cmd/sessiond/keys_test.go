@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/sessiond/sessiond/internal/app"
 	"io"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/app"
 )
 
 func (e *testEnv) kids() []string {

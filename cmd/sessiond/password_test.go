@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"github.com/sessiond/sessiond/internal/app"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/app"
 )
 
 func TestPasswordRules(t *testing.T) {

@@ -24,12 +24,19 @@ func TestServeStartsAndShutsDown(t *testing.T) {
 	env := map[string]string{
 		"SESSIOND_ADDR":         "127.0.0.1:0",
 		"SESSIOND_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "s.db"),
+		"SESSIOND_ADMIN_ADDR":   "127.0.0.1:0",
 	}
 	stdoutR, stdoutW := io.Pipe()
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, getenvFrom(env), stdoutW, io.Discard); stdoutW.Close() }()
 
-	line, err := bufio.NewReader(stdoutR).ReadString('\n')
+	lines := bufio.NewReader(stdoutR)
+	adminLine, err := lines.ReadString('\n')
+	if err != nil {
+		t.Fatalf("no admin line: %v", err)
+	}
+	admin := strings.TrimSpace(strings.TrimPrefix(adminLine, "sessiond admin (pprof, metrics) on "))
+	line, err := lines.ReadString('\n')
 	if err != nil {
 		t.Fatalf("no listening line: %v", err)
 	}
@@ -44,6 +51,19 @@ func TestServeStartsAndShutsDown(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Errorf("GET %s: got %d, want 200", path, resp.StatusCode)
 		}
+	}
+	for _, path := range []string{"/debug/pprof/", "/metrics"} {
+		resp, err := http.Get(admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("admin GET %s: got %d, want 200", path, resp.StatusCode)
+		}
+	}
+	if resp, err := http.Get(url + "/debug/pprof/"); err != nil || resp.StatusCode != 404 {
+		t.Errorf("pprof on the API listener: got %v %v, want 404", resp.StatusCode, err)
 	}
 	cancel()
 	select {

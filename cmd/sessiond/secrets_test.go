@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"github.com/sessiond/sessiond/internal/app"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/app"
 )
 
 // TestNoPlaintextSecretsAtRestOrInLogs (invariant 5): after signup, login,

@@ -8,10 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"runtime/debug"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/app"
+	"github.com/sessiond/sessiond/password"
 )
 
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -37,6 +42,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	if getenv("GOMEMLIMIT") == "" {
+		// A soft limit, so the garbage collector returns argon2's large
+		// buffers before the heap doubles past them: 48 MiB for everything
+		// else, plus what the hashing slots hold at once.
+		hashing := int64(password.DefaultSlots()) * int64(cfg.PasswordHash.Memory) << 10
+		debug.SetMemoryLimit(48<<20 + hashing)
+	}
 	db, err := app.OpenStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
@@ -58,6 +70,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if cfg.AdminAddr != "" {
+		admin, err := serveAdmin(cfg.AdminAddr, a, logger, stdout)
+		if err != nil {
+			return err
+		}
+		defer admin.Close()
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -83,4 +102,25 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// serveAdmin starts the operator listener: pprof and /metrics, on an address
+// of its own so that neither is exposed with the API.
+func serveAdmin(addr string, a *app.App, logger *slog.Logger, stdout io.Writer) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on admin address: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	logger.Info("sessiond admin listening", "addr", ln.Addr().String())
+	fmt.Fprintf(stdout, "sessiond admin (pprof, metrics) on http://%s\n", ln.Addr())
+	return srv, nil
 }

@@ -1,10 +1,11 @@
 package main
 
 import (
-	"github.com/sessiond/sessiond/internal/app"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/app"
 )
 
 type listed struct {

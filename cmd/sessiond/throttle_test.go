@@ -1,10 +1,11 @@
 package main
 
 import (
-	"github.com/sessiond/sessiond/internal/app"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/app"
 )
 
 func (e *testEnv) loginWith(email, pw, ip string) *response {

@@ -93,6 +93,18 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 	}
 
 	a.Hasher = password.NewHasher(cfg.PasswordHash, 0, cfg.HashWait)
+	a.Registry = prometheus.NewRegistry()
+	a.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sessiond_password_hashes_total",
+			Help: "argon2id computations (signup, login, and the equal-cost check for unknown emails).",
+		}, func() float64 { return float64(a.Hasher.Computed()) }),
+	)
+	if p, ok := a.Store.(interface{ PoolStats() []sessiond.PoolStats }); ok {
+		a.Registry.MustRegister(newPoolCollector(p.PoolStats))
+	}
 	svc := auth.New(auth.Deps{
 		Store:             a.Store,
 		Hasher:            a.Hasher,
@@ -108,21 +120,13 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 			MaxIPFailures: cfg.LoginMaxIPFail,
 			Window:        cfg.LoginWindow,
 		},
+		Events: newEvents(a.Registry),
 		Logger: a.logger,
 	})
 	trusted, err := httpapi.ParseTrustedProxies(cfg.TrustedProxies)
 	if err != nil {
 		return err
 	}
-	a.Registry = prometheus.NewRegistry()
-	a.Registry.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "sessiond_password_hashes_total",
-			Help: "argon2id computations (signup, login, and the equal-cost check for unknown emails).",
-		}, func() float64 { return float64(a.Hasher.Computed()) }),
-	)
 	a.Handler = httpapi.NewServer(httpapi.Deps{
 		Logger:         a.logger,
 		Auth:           svc,

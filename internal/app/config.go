@@ -23,6 +23,7 @@ import (
 // by flags; Validate names the first bad setting.
 type Config struct {
 	Addr              string
+	AdminAddr         string // pprof and metrics; empty: off
 	DatabaseURL       string
 	Policy            sessiond.Policy
 	AccessTTL         time.Duration
@@ -90,6 +91,9 @@ func (c *Config) Validate() error {
 	}
 	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
 		return bad("addr", "%q is not host:port", c.Addr)
+	}
+	if _, port, err := net.SplitHostPort(c.AdminAddr); c.AdminAddr != "" && (err != nil || port == "") {
+		return bad("admin-addr", "%q is not host:port", c.AdminAddr)
 	}
 	if _, _, err := SplitDatabaseURL(c.DatabaseURL); err != nil {
 		return bad("database-url", "%v", err)

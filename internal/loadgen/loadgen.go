@@ -190,15 +190,44 @@ func progress(w io.Writer, done, failed *atomic.Int64) (stop func()) {
 	return func() { close(quit); <-finished }
 }
 
-// setUp gives the worker its user and session.
+// setUp gives the worker its user and session. Many workers signing up at
+// once meet sessiond's bounded password hashing: like a client, they retry
+// a 503 after a pause.
 func (w *worker) setUp(ctx context.Context, op string) error {
 	if op == "signup" {
 		return nil
 	}
-	if _, err := w.call(ctx, "POST", "/v1/signup", map[string]string{"email": w.email, "password": w.password}, "", http.StatusCreated); err != nil {
+	return retryBusy(ctx, func() error {
+		_, err := w.call(ctx, "POST", "/v1/signup", map[string]string{"email": w.email, "password": w.password}, "", http.StatusCreated)
+		var se *statusError
+		if errors.As(err, &se) && se.code == "email_taken" {
+			return nil // an earlier try got through after all
+		}
 		return err
+	}, func() error { return w.login(ctx) })
+}
+
+// retryBusy runs each step, retrying one that gets 503 for up to a minute.
+func retryBusy(ctx context.Context, steps ...func() error) error {
+	for _, step := range steps {
+		deadline := time.Now().Add(time.Minute)
+		for {
+			err := step()
+			var se *statusError
+			if err == nil || !errors.As(err, &se) || se.status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+				if err != nil {
+					return err
+				}
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
 	}
-	return w.login(ctx)
+	return nil
 }
 
 func (w *worker) login(ctx context.Context) error {

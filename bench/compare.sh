@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Side-by-side measurements for docs/BENCHMARKS.md, all in one run on this
+# machine: sessiond against bench/refmin (refresh), against bench/argonrate
+# (login), and sessiond's peak memory under c=256 loads.
+#
+#   bench/compare.sh sqlite            # or: postgres
+#   ROUNDS=5 DURATION=10s bench/compare.sh postgres
+#
+# PostgreSQL runs use fresh databases on $PGURL's server (default: the local one).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+store=${1:-sqlite}
+rounds=${ROUNDS:-5}
+dur=${DURATION:-10s}
+pg=${PGURL:-postgres://postgres@127.0.0.1:5432}
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+go build -o "$work/sessiond" ./cmd/sessiond
+go build -o "$work/refmin" ./bench/refmin
+go build -o "$work/argonrate" ./bench/argonrate
+
+dburl() { # a fresh database for $1
+	if [ "$store" = sqlite ]; then echo "sqlite:$work/$1.db"; return; fi
+	psql -q "$pg/test" -c "DROP DATABASE IF EXISTS bench_$1" -c "CREATE DATABASE bench_$1" >/dev/null
+	echo "$pg/bench_$1?sslmode=disable"
+}
+start_sessiond() { # port name
+	SESSIOND_ADDR=127.0.0.1:$1 SESSIOND_DATABASE_URL=$(dburl "$2") "$work/sessiond" >"$work/$2.log" 2>&1 &
+	pids+=($!); echo $! >"$work/$2.pid"
+}
+wait_up() { for _ in $(seq 50); do curl -sf "http://127.0.0.1:$1/$2" -o /dev/null && return; sleep 0.1; done; echo "port $1 did not come up"; exit 1; }
+bench() { "$work/sessiond" bench -url "http://127.0.0.1:$1" -op "$2" -c "$3" -d "$dur" -json; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+echo "machine: $(nproc) cores, $(grep MemTotal /proc/meminfo | awk '{print $2/1048576 " GiB"}'), $(uname -r); store: $store; $rounds rounds of $dur"
+
+# 1. Refresh, c=16: sessiond and refmin alternate, each on its own fresh database.
+start_sessiond 18180 sd
+"$work/refmin" -addr 127.0.0.1:18190 -db "$(dburl ref)" >"$work/ref.log" 2>&1 & pids+=($!)
+wait_up 18180 healthz; sleep 0.5
+: >"$work/sd.rps"; : >"$work/ref.rps"; : >"$work/sd.p99"; : >"$work/ref.p99"
+for r in $(seq "$rounds"); do
+	order="18180 18190"; [ $((r % 2)) = 0 ] && order="18190 18180"
+	for port in $order; do
+		out=$(bench "$port" refresh 16)
+		name=sd; [ "$port" = 18190 ] && name=ref
+		echo "$out" | jq -r .rps >>"$work/$name.rps"
+		echo "$out" | jq -r .p99_ms >>"$work/$name.p99"
+		echo "round $r $name: $(echo "$out" | jq -c '{rps: (.rps|floor), p50_ms, p99_ms, errors}')"
+	done
+done
+sd=$(median <"$work/sd.rps"); ref=$(median <"$work/ref.rps")
+echo "refresh c=16 median req/s: sessiond $sd, refmin $ref, ratio $(echo "$sd $ref" | awk '{printf "%.2f", $1/$2}')"
+echo "refresh c=16 median p99 ms: sessiond $(median <"$work/sd.p99"), refmin $(median <"$work/ref.p99")"
+
+# 2. Login, c=16, against the raw argon2id rate at the same parameters.
+: >"$work/login.rps"; : >"$work/argon.rps"
+for r in $(seq "$rounds"); do
+	out=$(bench 18180 login 16)
+	echo "$out" | jq -r .rps >>"$work/login.rps"
+	raw=$("$work/argonrate" -c 16 -d "$dur")
+	echo "$raw" | awk '{print $(NF-1)}' >>"$work/argon.rps"
+	echo "round $r login: $(echo "$out" | jq -c '{rps, p99_ms, errors}')  raw: $raw"
+done
+lg=$(median <"$work/login.rps"); ar=$(median <"$work/argon.rps")
+echo "login c=16 median: sessiond $lg logins/s, raw argon2id $ar hashes/s, ratio $(echo "$lg $ar" | awk '{printf "%.2f", $1/$2}')"
+kill "$(cat "$work/sd.pid")"
+
+# 3. Peak resident memory (VmHWM) of a fresh sessiond under c=256 loads. The
+# load tool first signs up and logs in its 256 users; for the refresh load the
+# peak is reset (clear_refs 5) once those logins are done, so it is the
+# refresh load's own.
+logins() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^sessiond_logins_total\{code="ok"\}/ {print $2}'; }
+for op in refresh login; do
+	start_sessiond 18181 "mem_$op"
+	wait_up 18181 healthz
+	pid=$(cat "$work/mem_$op.pid")
+	bench 18181 "$op" 256 >"$work/mem_$op.json" &
+	bpid=$!
+	if [ "$op" = refresh ]; then
+		until [ "$(logins 18181)" = 256 ]; do sleep 0.2; done
+		echo 5 >"/proc/$pid/clear_refs"
+	fi
+	wait "$bpid"
+	hwm=$(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' "/proc/$pid/status")
+	echo "memory c=256 $op: peak RSS $hwm; $(jq -c '{rps: (.rps|floor), p99_ms, errors}' "$work/mem_$op.json")"
+	kill "$pid"
+done
