@@ -14,9 +14,8 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
-
-	"github.com/sessiond/sessiond/internal/app"
 )
 
 // updateScreenshots writes the account page's screenshots into docs/img,
@@ -144,9 +143,9 @@ func TestAccountPageInABrowser(t *testing.T) {
 		t.Skip("starts a browser")
 	}
 	browser := newBrowser(t)
-	e := newTestEnv(t, "sqlite:"+filepath.Join(t.TempDir(), "sessiond.db"), func(c *app.Config) {
-		c.CookieSecure = false // the test serves plain http on 127.0.0.1
-	})
+	// The default, Secure __Secure- cookies: Chromium treats http://127.0.0.1
+	// as a secure context, so production's settings are the ones tested.
+	e := newTestEnv(t, "sqlite:"+filepath.Join(t.TempDir(), "sessiond.db"), nil)
 	page := e.srv.URL + "/account"
 	const email, password = "ada@example.com", "correct horse battery staple"
 
@@ -167,6 +166,23 @@ func TestAccountPageInABrowser(t *testing.T) {
 	// The refresh token never reaches scripts.
 	if got := eval[string](laptop, `document.cookie`); got != "" {
 		t.Errorf("laptop: got document.cookie %q, want the refresh cookie hidden from scripts", got)
+	}
+	jar, err := chromedp.Call(laptop.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{
+		e.srv.URL + "/v1/refresh", e.srv.URL + "/v1/logout", e.srv.URL + "/v1/sessions", e.srv.URL + "/account/",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, c := range jar.Cookies {
+		paths = append(paths, c.Path)
+		if c.Name != "__Secure-sessiond_rt" || !c.HTTPOnly || !c.Secure || c.SameSite != network.CookieSameSiteStrict || c.Session {
+			t.Errorf("laptop: got cookie %s HttpOnly=%v Secure=%v SameSite=%v session-only=%v, want __Secure-sessiond_rt HttpOnly Secure Strict persistent",
+				c.Name, c.HTTPOnly, c.Secure, c.SameSite, c.Session)
+		}
+	}
+	if got := strings.Join(paths, ","); got != "/v1/refresh,/v1/logout" && got != "/v1/logout,/v1/refresh" {
+		t.Errorf("laptop: got cookies at paths %q, want only /v1/refresh and /v1/logout", got)
 	}
 
 	// A wrong password on the phone is explained in words.
