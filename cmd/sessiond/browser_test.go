@@ -16,6 +16,8 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/sessiond/sessiond/internal/app"
 )
 
 // updateScreenshots writes the account page's screenshots into docs/img,
@@ -145,7 +147,9 @@ func TestAccountPageInABrowser(t *testing.T) {
 	browser := newBrowser(t)
 	// The default, Secure __Secure- cookies: Chromium treats http://127.0.0.1
 	// as a secure context, so production's settings are the ones tested.
-	e := newTestEnv(t, "sqlite:"+filepath.Join(t.TempDir(), "sessiond.db"), nil)
+	e := newTestEnv(t, "sqlite:"+filepath.Join(t.TempDir(), "sessiond.db"), func(c *app.Config) {
+		c.LoginMaxFailures = 3 // to see the throttling message soon
+	})
 	page := e.srv.URL + "/account"
 	const email, password = "ada@example.com", "correct horse battery staple"
 
@@ -194,6 +198,18 @@ func TestAccountPageInABrowser(t *testing.T) {
 	if got := eval[string](phone, `document.getElementById('signin-error').textContent`); !strings.Contains(got, "don't match") {
 		t.Errorf("phone: got error %q, want it to say the email and password don't match", got)
 	}
+	// Guessing is throttled, and the wait is said in words.
+	var said string
+	for i := 0; i < 5 && !strings.Contains(said, "Too many attempts"); i++ {
+		phone.run(chromedp.Evaluate[chromedp.Void](`document.getElementById('signin-error').hidden = true`))
+		phone.signIn("mallory@example.com", "guess number one two three")
+		phone.waitFor("the error", phone.visible("signin-error"))
+		said = eval[string](phone, `document.getElementById('signin-error').textContent`)
+	}
+	if !strings.Contains(said, "Too many attempts. Wait ") || !strings.Contains(said, " minutes") {
+		t.Errorf("phone: got error %q, want it to say how many minutes to wait (Retry-After)", said)
+	}
+
 	phone.signIn(email, password)
 	phone.waitFor("the session list", phone.visible("view-account")+` && document.querySelectorAll('#sessions li').length === 2`)
 
