@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -81,18 +82,21 @@ type Hasher struct {
 	// computed counts argon2 computations, for metrics and for tests that
 	// show a refused login cost none.
 	computed atomic.Uint64
+	// lastFree is when idle last returned memory (Unix nanoseconds).
+	lastFree atomic.Int64
 }
 
 // Computed returns how many argon2 hashes the Hasher has computed.
 func (h *Hasher) Computed() uint64 { return h.computed.Load() }
 
-// DefaultSlots is how many hashes run at once unless told otherwise:
-// 2*GOMAXPROCS, enough to keep the cores busy while others wait for memory.
-func DefaultSlots() int { return 2 * runtime.GOMAXPROCS(0) }
+// DefaultSlots is how many hashes run at once unless told otherwise: one
+// per core. argon2id is bound by memory bandwidth, so more hashes than cores
+// only share it: on 2 cores, 2 at once gave 75 hashes/s and 16 at once 63
+// (docs/BENCHMARKS.md), each holding Params.Memory meanwhile.
+func DefaultSlots() int { return runtime.GOMAXPROCS(0) }
 
 // NewHasher returns a Hasher at p that runs at most slots hashes at once
-// (slots <= 0 means 2*GOMAXPROCS: argon2 is CPU-bound, and each running hash
-// holds p.Memory KiB). A caller waits at most wait for a slot and then gets a
+// (slots <= 0 means DefaultSlots; each running hash holds p.Memory KiB). A caller waits at most wait for a slot and then gets a
 // *sessiond.Error with CodeUnavailable and a RetryAfter of one second. If p is
 // invalid (see Params.Validate), every hashing call returns that error.
 func NewHasher(p Params, slots int, wait time.Duration) *Hasher {
@@ -120,6 +124,7 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 		return "", err
 	}
 	key := h.compute(password, salt, h.params)
+	reclaim()
 	release()
 	return encode(h.params, salt, key), nil
 }
@@ -153,6 +158,7 @@ func (h *Hasher) verify(ctx context.Context, password string, d decoded) (bool, 
 		return false, err
 	}
 	key := h.compute(password, d.salt, d.params)
+	reclaim()
 	release()
 	return subtle.ConstantTimeCompare(key, d.key) == 1, nil
 }
@@ -198,7 +204,41 @@ func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
 	}
 }
 
-func (h *Hasher) release() { <-h.slots }
+func (h *Hasher) release() {
+	<-h.slots
+	if len(h.slots) == 0 {
+		h.idle()
+	}
+}
+
+// reclaim collects the buffer of the hash just computed, while its slot is
+// still held, so that the next hash in that slot never allocates beside it.
+// Each argon2id call allocates Params.Memory afresh (19 MiB by default;
+// x/crypto offers no way to reuse it), so garbage piles up one buffer per
+// hash: left to the pacer, the heap doubles past the live buffers, and under
+// a memory limit the allocating hashes stall in GC assists instead.
+// Measured at c=16 on 2 cores (docs/BENCHMARKS.md): a collection per hash,
+// inside the slot, gave the best login throughput and the lowest peak memory
+// of the policies tried; it costs about a millisecond on a 30 ms request.
+func reclaim() { runtime.GC() }
+
+// idleFreeEvery bounds how often an idle Hasher hands memory back.
+const idleFreeEvery = 5 * time.Second
+
+// idle runs when the last running hash has finished. Each hash allocates
+// Params.Memory (19 MiB by default) that is garbage a moment later; left to
+// the runtime, a process that hashed a burst of logins keeps that memory
+// resident long after. Returning it once hashing goes quiet keeps the
+// steady-state footprint of a refresh-heavy service small
+// (docs/BENCHMARKS.md, target 4).
+func (h *Hasher) idle() {
+	now := time.Now().UnixNano()
+	last := h.lastFree.Load()
+	if now-last < int64(idleFreeEvery) || !h.lastFree.CompareAndSwap(last, now) {
+		return
+	}
+	go debug.FreeOSMemory()
+}
 
 // canceled reports a caller that gave up while waiting; it is not a server
 // fault, so it is not an internal error either.

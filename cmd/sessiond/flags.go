@@ -29,6 +29,7 @@ func bindFlags(fs *flag.FlagSet, c *app.Config) {
 	fs.IntVar(&c.PasswordMinScore, "password-min-score", c.PasswordMinScore, "zxcvbn strength (0-4) a new password needs")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs whose X-Forwarded-For is believed")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.SweepInterval, "how often expired sessions are deleted")
+	fs.IntVar(&c.HashSlots, "hash-slots", c.HashSlots, "password hashes run at once, each holding the argon2 memory (0: one per core)")
 	fs.DurationVar(&c.DBTimeout, "db-timeout", c.DBTimeout, "deadline of every database call")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a shutdown waits for in-flight requests")
 	fs.DurationVar(&c.KeyReload, "key-reload", c.KeyReload, "how often signing keys are re-read from the database")

@@ -43,11 +43,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 	if getenv("GOMEMLIMIT") == "" {
-		// A soft limit, so the garbage collector returns argon2's large
-		// buffers before the heap doubles past them: 48 MiB for everything
-		// else, plus what the hashing slots hold at once.
-		hashing := int64(password.DefaultSlots()) * int64(cfg.PasswordHash.Memory) << 10
-		debug.SetMemoryLimit(48<<20 + hashing)
+		debug.SetMemoryLimit(memoryLimit(cfg))
 	}
 	db, err := app.OpenStore(ctx, cfg)
 	if err != nil {
@@ -123,4 +119,16 @@ func serveAdmin(addr string, a *app.App, logger *slog.Logger, stdout io.Writer) 
 	logger.Info("sessiond admin listening", "addr", ln.Addr().String())
 	fmt.Fprintf(stdout, "sessiond admin (pprof, metrics) on http://%s\n", ln.Addr())
 	return srv, nil
+}
+
+// memoryLimit is the soft memory limit sessiond sets unless GOMEMLIMIT is:
+// 56 MiB for everything but password hashing, plus what the hashing slots
+// hold at once. The hasher collects each argon2 buffer itself, so the limit
+// mostly makes the runtime hand freed pages back to the system promptly.
+func memoryLimit(cfg app.Config) int64 {
+	slots := cfg.HashSlots
+	if slots == 0 {
+		slots = password.DefaultSlots()
+	}
+	return 56<<20 + int64(slots)*int64(cfg.PasswordHash.Memory)<<10
 }

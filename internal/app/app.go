@@ -92,7 +92,7 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	a.Hasher = password.NewHasher(cfg.PasswordHash, 0, cfg.HashWait)
+	a.Hasher = password.NewHasher(cfg.PasswordHash, cfg.HashSlots, cfg.HashWait)
 	a.Registry = prometheus.NewRegistry()
 	a.Registry.MustRegister(
 		collectors.NewGoCollector(),

@@ -52,6 +52,8 @@ type Config struct {
 	// flags: the defaults are OWASP's minimum; tests lower them.
 	PasswordHash password.Params
 	HashWait     time.Duration
+	// HashSlots is how many password hashes run at once (0: one per core).
+	HashSlots int
 }
 
 // DefaultConfig is DESIGN.md's defaults.
@@ -144,6 +146,9 @@ func (c *Config) Validate() error {
 	}
 	if !c.CookieSecure && !IsLoopbackHost(hostOf(c.Addr)) {
 		return bad("cookie-secure", "false is only for development on http://localhost; the listen address %q is not loopback", c.Addr)
+	}
+	if c.HashSlots < 0 || c.HashSlots > 1024 {
+		return bad("hash-slots", "%d is not between 0 (automatic) and 1024", c.HashSlots)
 	}
 	if err := c.PasswordHash.Validate(); err != nil {
 		return fmt.Errorf("password hash parameters: %v", err)
