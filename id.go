@@ -12,6 +12,12 @@ func NewID() string {
 	rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
+	return FormatUUID(b)
+}
+
+// FormatUUID writes a UUID in its canonical lower-case text form, the form
+// NewID returns.
+func FormatUUID(b [16]byte) string {
 	var s [36]byte
 	hex.Encode(s[0:8], b[0:4])
 	s[8] = '-'

@@ -210,29 +210,7 @@ func testDeleteStaleLoginFailures(t *testing.T, open opener) {
 	t.Run("concurrent sweepers delete each stale counter once", func(t *testing.T) {
 		st := open(t)
 		live := setup(t, st, 20)
-		var (
-			wg    sync.WaitGroup
-			mu    sync.Mutex
-			total int
-		)
-		for range 4 {
-			wg.Go(func() {
-				for {
-					n, err := st.DeleteStaleLoginFailures(ctx(t), now, window, 3)
-					if err != nil {
-						t.Errorf("DeleteStaleLoginFailures: %v", err)
-						return
-					}
-					mu.Lock()
-					total += n
-					mu.Unlock()
-					if n == 0 {
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
+		total := sweepConcurrently(t, func() (int, error) { return st.DeleteStaleLoginFailures(ctx(t), now, window, 3) })
 		if total != 20 {
 			t.Errorf("deleted: got %d, want 20", total)
 		}

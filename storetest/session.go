@@ -425,32 +425,40 @@ func testDeleteExpiredSessions(t *testing.T, open opener) {
 	t.Run("concurrent sweepers", func(t *testing.T) {
 		st := open(t)
 		live, alice, bob := setup(t, st, 10) // 20 expired
-		var (
-			wg    sync.WaitGroup
-			mu    sync.Mutex
-			total int
-		)
-		for range 4 {
-			wg.Go(func() {
-				for {
-					n, err := st.DeleteExpiredSessions(ctx(t), now, p, 3)
-					if err != nil {
-						t.Errorf("DeleteExpiredSessions: %v", err)
-						return
-					}
-					mu.Lock()
-					total += n
-					mu.Unlock()
-					if n == 0 {
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
+		total := sweepConcurrently(t, func() (int, error) { return st.DeleteExpiredSessions(ctx(t), now, p, 3) })
 		if total != 20 {
 			t.Errorf("deleted: got %d, want 20", total)
 		}
 		wantIDs(t, "left", stored(t, st, alice, bob), sorted(live))
 	})
+}
+
+// sweepConcurrently runs del from 4 goroutines at once, each until it
+// deletes nothing, and returns how many rows they deleted in all.
+func sweepConcurrently(t *testing.T, del func() (int, error)) int {
+	t.Helper()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		total int
+	)
+	for range 4 {
+		wg.Go(func() {
+			for {
+				n, err := del()
+				if err != nil {
+					t.Errorf("sweep: %v", err)
+					return
+				}
+				mu.Lock()
+				total += n
+				mu.Unlock()
+				if n == 0 {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return total
 }

@@ -92,7 +92,7 @@ func (r *Refresher) Attempt(token string) (a *sessiond.RefreshAttempt, next stri
 	hash := sha256.Sum256(secret)
 	nextHash := sha256.Sum256(nextSecret)
 	a = &sessiond.RefreshAttempt{
-		SessionID:  formatUUID(&id),
+		SessionID:  sessiond.FormatUUID(id),
 		Generation: gen,
 		Hash:       hash[:],
 		NextHash:   nextHash[:],
@@ -153,19 +153,5 @@ func parseUUID(s string) (id [rtIDLen]byte, ok bool) {
 	if _, err := hex.Decode(id[:], []byte(hexs)); err != nil {
 		return id, false
 	}
-	return id, formatUUID(&id) == s
-}
-
-func formatUUID(id *[rtIDLen]byte) string {
-	var s [36]byte
-	hex.Encode(s[0:8], id[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], id[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], id[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], id[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], id[10:])
-	return string(s[:])
+	return id, sessiond.FormatUUID(id) == s
 }

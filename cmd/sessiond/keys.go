@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
-	"github.com/sessiond/sessiond/internal/app"
 	"github.com/sessiond/sessiond/token"
 )
 
@@ -25,14 +24,11 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	db, err := app.OpenStore(ctx, cfg)
+	db, err := openMigrated(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("open database: %w", err)
+		return err
 	}
 	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
 	if action == "rotate" {
 		now := sessiond.SystemClock()
 		k, err := token.GenerateKey(now)

@@ -24,16 +24,27 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	db, err := app.OpenStore(ctx, cfg)
+	db, err := openMigrated(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("open database: %w", err)
+		return err
 	}
 	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
 	fmt.Fprintln(stdout, "sessiond: database schema is up to date")
 	return nil
+}
+
+// openMigrated opens the configured database and brings its schema up to
+// date, for the operator commands.
+func openMigrated(ctx context.Context, cfg app.Config) (app.Store, error) {
+	db, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return db, nil
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -164,17 +164,24 @@ func (a *App) LoadKeys(ctx context.Context) error {
 
 // ReloadKeys re-reads the signing keys every interval, so a rotation made by
 // another instance or the CLI is picked up without a restart.
-func (a *App) ReloadKeys(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
+func (a *App) ReloadKeys(ctx context.Context, interval time.Duration) {
+	every(ctx, interval, func() {
+		if err := a.LoadKeys(ctx); err != nil && ctx.Err() == nil {
+			a.logger.Warn("keeping the signing keys loaded before", "error", err)
+		}
+	})
+}
+
+// every runs f each interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := a.LoadKeys(ctx); err != nil && ctx.Err() == nil {
-				a.logger.Warn("keeping the signing keys loaded before", "error", err)
-			}
+			f()
 		}
 	}
 }

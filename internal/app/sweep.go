@@ -11,23 +11,16 @@ const SweepBatch = 500
 
 // Sweep deletes expired sessions and stale login-failure counters every
 // interval, in small batches, until none are left.
-func (a *App) Sweep(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			n, err := a.SweepOnce(ctx)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				a.logger.Warn("sweeping expired sessions", "error", err, "deleted", n)
-			case n > 0:
-				a.logger.Info("swept expired sessions", "deleted", n)
-			}
+func (a *App) Sweep(ctx context.Context, interval time.Duration) {
+	every(ctx, interval, func() {
+		n, err := a.SweepOnce(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.logger.Warn("sweeping expired sessions", "error", err, "deleted", n)
+		case n > 0:
+			a.logger.Info("swept expired sessions", "deleted", n)
 		}
-	}
+	})
 }
 
 // SweepOnce runs batches until a batch comes back short, and returns how
