@@ -130,7 +130,9 @@ const (
 		WHERE id = $1
 		RETURNING ` + sessionColumns
 
-	stampSession = `UPDATE sessions SET last_used_at = $2 WHERE id = $1 RETURNING ` + sessionColumns
+	// stampSession never moves last_used_at back: a grace-window twin may
+	// carry an instant a little older than the rotation it follows.
+	stampSession = `UPDATE sessions SET last_used_at = GREATEST(last_used_at, $2) WHERE id = $1 RETURNING ` + sessionColumns
 
 	deleteSessionByID = `DELETE FROM sessions WHERE id = $1`
 )
@@ -361,11 +363,21 @@ func (db *DB) DeleteUserSessions(ctx context.Context, userID string) (int, error
 // deleteExpiredSessions deletes one batch. SKIP LOCKED lets sweepers on
 // several instances share the work instead of queueing behind each other,
 // and leaves alone rows a login or refresh is deciding about right now.
-const deleteExpiredSessions = `DELETE FROM sessions WHERE id IN (
+// Two statements rather than one with OR, so that each walks its own index
+// (expires_at, last_used_at): with OR, a table with a large expired share
+// was swept by sequential scans (docs/BENCHMARKS.md, "Scale").
+const (
+	deleteExpired = `DELETE FROM sessions WHERE id IN (
 		SELECT id FROM sessions
-		WHERE expires_at <= $1 OR last_used_at <= $2
-		LIMIT $3
+		WHERE expires_at <= $1
+		LIMIT $2
 		FOR UPDATE SKIP LOCKED)`
+	deleteIdle = `DELETE FROM sessions WHERE id IN (
+		SELECT id FROM sessions
+		WHERE last_used_at <= $1
+		LIMIT $2
+		FOR UPDATE SKIP LOCKED)`
+)
 
 // DeleteExpiredSessions deletes at most limit sessions expired at now and
 // returns how many it deleted; a limit below 1 deletes nothing.
@@ -375,11 +387,21 @@ func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time, p sessio
 	}
 	ctx, cancel := db.withTimeout(ctx)
 	defer cancel()
-	tag, err := db.exec(ctx, deleteExpiredSessions, now, p.IdleCutoff(now), limit)
-	if err != nil {
-		return 0, storeError("delete expired sessions", err)
+	total := 0
+	for _, del := range []struct {
+		query  string
+		cutoff time.Time
+	}{{deleteExpired, now}, {deleteIdle, p.IdleCutoff(now)}} {
+		if total == limit {
+			break
+		}
+		tag, err := db.exec(ctx, del.query, del.cutoff, limit-total)
+		if err != nil {
+			return total, storeError("delete expired sessions", err)
+		}
+		total += int(tag.RowsAffected())
 	}
-	return int(tag.RowsAffected()), nil
+	return total, nil
 }
 
 // scanSession reads one row of sessionColumns.

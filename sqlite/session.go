@@ -140,7 +140,9 @@ SET refresh_hash = ?, prev_hash = refresh_hash, generation = generation + 1, rot
 WHERE id = ?
 RETURNING ` + sessionColumns
 
-	stampSessionByID = `UPDATE sessions SET last_used_at = ? WHERE id = ? RETURNING ` + sessionColumns
+	// stampSessionByID never moves last_used_at back: a grace-window twin
+	// may carry an instant a little older than the rotation it follows.
+	stampSessionByID = `UPDATE sessions SET last_used_at = MAX(last_used_at, ?) WHERE id = ? RETURNING ` + sessionColumns
 )
 
 // RefreshSession applies a refresh attempt. The common case, the current
@@ -351,10 +353,16 @@ func (db *DB) DeleteUserSessions(ctx context.Context, userID string) (int, error
 	return int(n), nil
 }
 
-// deleteExpiredSessions deletes a bounded batch, so a sweep after a long
-// outage holds the write lock for one short statement at a time.
-const deleteExpiredSessions = `DELETE FROM sessions WHERE id IN (
-    SELECT id FROM sessions WHERE expires_at <= ? OR last_used_at <= ? LIMIT ?)`
+// deleteExpired and deleteIdle each delete a bounded batch, so a sweep after
+// a long outage holds the write lock for one short statement at a time. They
+// are two statements rather than one with OR so that each walks its own
+// index (expires_at, last_used_at) instead of scanning the table.
+const (
+	deleteExpired = `DELETE FROM sessions WHERE id IN (
+    SELECT id FROM sessions WHERE expires_at <= ? LIMIT ?)`
+	deleteIdle = `DELETE FROM sessions WHERE id IN (
+    SELECT id FROM sessions WHERE last_used_at <= ? LIMIT ?)`
+)
 
 // DeleteExpiredSessions deletes at most limit sessions expired at now and
 // returns how many it deleted.
@@ -364,13 +372,23 @@ func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time, p sessio
 	}
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
-	res, err := db.w.ExecContext(ctx, deleteExpiredSessions, micros(now), micros(p.IdleCutoff(now)), limit)
-	if err != nil {
-		return 0, sessiond.Unavailable("delete expired sessions", err)
+	total := 0
+	for _, del := range []struct {
+		query  string
+		cutoff time.Time
+	}{{deleteExpired, now}, {deleteIdle, p.IdleCutoff(now)}} {
+		if total == limit {
+			break
+		}
+		res, err := db.w.ExecContext(ctx, del.query, micros(del.cutoff), limit-total)
+		if err != nil {
+			return total, sessiond.Unavailable("delete expired sessions", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, sessiond.Unavailable("delete expired sessions", err)
+		}
+		total += int(n)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, sessiond.Unavailable("delete expired sessions", err)
-	}
-	return int(n), nil
+	return total, nil
 }

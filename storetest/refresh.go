@@ -98,6 +98,15 @@ func testRefreshSession(t *testing.T, open opener) {
 		}
 	})
 
+	t.Run("grace never moves last_used_at back", func(t *testing.T) {
+		// A twin that read the clock just before the rotation committed.
+		f := newRefreshFixture(t, open)
+		f.refresh(t, 0, now1, p)
+		want := f.rotated(0, now1)
+		wantSession(t, f.refresh(t, 0, now1.Add(-time.Millisecond), p), want)
+		f.wantStored(t, want)
+	})
+
 	t.Run("superseded after grace is reuse and ends the session", func(t *testing.T) {
 		f := newRefreshFixture(t, open)
 		f.refresh(t, 0, now1, p)
