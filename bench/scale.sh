@@ -72,8 +72,8 @@ EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) DELETE FROM sessions WHERE id = ANY(ARRAY[
 \echo '-- login: the user by email'
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT id, email, password_hash, created_at FROM users WHERE email = 'seed-4242@bench.test';
 \echo '-- sweeper batches (absolute, then idle expiry)'
-EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= now() LIMIT 500 FOR UPDATE SKIP LOCKED);
-EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE last_used_at <= now() - interval '7 days' LIMIT 500 FOR UPDATE SKIP LOCKED);
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= now() ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED);
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE last_used_at <= now() - interval '7 days' ORDER BY last_used_at LIMIT 500 FOR UPDATE SKIP LOCKED);
 ROLLBACK;
 SQL
 

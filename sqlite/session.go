@@ -355,13 +355,14 @@ func (db *DB) DeleteUserSessions(ctx context.Context, userID string) (int, error
 
 // deleteExpired and deleteIdle each delete a bounded batch, so a sweep after
 // a long outage holds the write lock for one short statement at a time. They
-// are two statements rather than one with OR so that each walks its own
-// index (expires_at, last_used_at) instead of scanning the table.
+// are two statements rather than one with OR, each ordered by its column,
+// so that each walks its own index (expires_at, last_used_at) and stops
+// after the batch instead of scanning the table.
 const (
 	deleteExpired = `DELETE FROM sessions WHERE id IN (
-    SELECT id FROM sessions WHERE expires_at <= ? LIMIT ?)`
+    SELECT id FROM sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)`
 	deleteIdle = `DELETE FROM sessions WHERE id IN (
-    SELECT id FROM sessions WHERE last_used_at <= ? LIMIT ?)`
+    SELECT id FROM sessions WHERE last_used_at <= ? ORDER BY last_used_at LIMIT ?)`
 )
 
 // DeleteExpiredSessions deletes at most limit sessions expired at now and
