@@ -133,7 +133,7 @@ func serveAdmin(addr string, a *app.App, logger *slog.Logger, stdout io.Writer) 
 }
 
 // memoryLimit is the soft memory limit sessiond sets unless GOMEMLIMIT is:
-// 56 MiB for everything but password hashing, plus what the hashing slots
+// 48 MiB for everything but password hashing, plus what the hashing slots
 // hold at once. The hasher collects each argon2 buffer itself, so the limit
 // mostly makes the runtime hand freed pages back to the system promptly.
 func memoryLimit(cfg app.Config) int64 {
@@ -141,5 +141,5 @@ func memoryLimit(cfg app.Config) int64 {
 	if slots == 0 {
 		slots = password.DefaultSlots()
 	}
-	return 56<<20 + int64(slots)*int64(cfg.PasswordHash.Memory)<<10
+	return 48<<20 + int64(slots)*int64(cfg.PasswordHash.Memory)<<10
 }
