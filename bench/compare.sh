@@ -15,7 +15,12 @@ dur=${DURATION:-10s}
 pg=${PGURL:-postgres://postgres@127.0.0.1:5432}
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+	if [ "$store" = postgres ]; then for d in bench_sd bench_ref bench_mem_refresh bench_mem_login; do psql -q "$pg/test" -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" 2>/dev/null || true; done; fi
+}
 trap cleanup EXIT
 
 go build -o "$work/sessiond" ./cmd/sessiond

@@ -15,7 +15,12 @@ rounds=${ROUNDS:-3}
 dur=${DURATION:-10s}
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+	for d in bench_small bench_big; do psql -q "$pg/test" -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" 2>/dev/null || true; done
+}
 trap cleanup EXIT
 go build -o "$work/sessiond" ./cmd/sessiond
 go build -o "$work/seed" ./bench/seed
