@@ -143,3 +143,33 @@ type SessionStore interface {
 	// returns how many it deleted.
 	DeleteExpiredSessions(ctx context.Context, now time.Time, p Policy, limit int) (int, error)
 }
+
+// Expiry names the two ways a session expires, for the sweeper.
+type Expiry int
+
+const (
+	ExpiredAbsolute Expiry = iota // expires_at <= cutoff
+	ExpiredIdle                   // last_used_at <= cutoff
+)
+
+// SweepExpired fills one batch of at most limit deletions: sessions past
+// their absolute expiry first, then idle ones. del deletes at most n sessions
+// of one kind at or before cutoff and reports how many it deleted; stores
+// give it one indexed statement per kind.
+func SweepExpired(now time.Time, p Policy, limit int, del func(kind Expiry, cutoff time.Time, n int) (int, error)) (int, error) {
+	total := 0
+	for _, k := range []struct {
+		kind   Expiry
+		cutoff time.Time
+	}{{ExpiredAbsolute, now}, {ExpiredIdle, p.IdleCutoff(now)}} {
+		if total >= limit {
+			break
+		}
+		n, err := del(k.kind, k.cutoff, limit-total)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}

@@ -97,3 +97,39 @@ func TestSortMostRecentlyUsed(t *testing.T) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 }
+
+func TestSweepExpired(t *testing.T) {
+	p := sessiond.DefaultPolicy()
+	now := t0.Add(time.Hour)
+	tests := []struct {
+		name              string
+		absolute, idle    int // rows available of each kind
+		limit, want       int
+		wantIdleRequested int // n passed for idle; -1: idle not asked
+	}{
+		{"absolute fills the batch", 10, 10, 5, 5, -1},
+		{"idle tops it up", 3, 10, 5, 5, 2},
+		{"fewer than the limit", 1, 1, 5, 2, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			idleAsked := -1
+			got, err := sessiond.SweepExpired(now, p, tt.limit, func(kind sessiond.Expiry, cutoff time.Time, n int) (int, error) {
+				if kind == sessiond.ExpiredAbsolute {
+					if !cutoff.Equal(now) {
+						t.Errorf("absolute cutoff: got %v, want %v", cutoff, now)
+					}
+					return min(n, tt.absolute), nil
+				}
+				if !cutoff.Equal(p.IdleCutoff(now)) {
+					t.Errorf("idle cutoff: got %v, want %v", cutoff, p.IdleCutoff(now))
+				}
+				idleAsked = n
+				return min(n, tt.idle), nil
+			})
+			if err != nil || got != tt.want || idleAsked != tt.wantIdleRequested {
+				t.Errorf("got %d, %v (idle asked %d), want %d (idle asked %d)", got, err, idleAsked, tt.want, tt.wantIdleRequested)
+			}
+		})
+	}
+}

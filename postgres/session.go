@@ -391,21 +391,17 @@ func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time, p sessio
 	}
 	ctx, cancel := db.withTimeout(ctx)
 	defer cancel()
-	total := 0
-	for _, del := range []struct {
-		query  string
-		cutoff time.Time
-	}{{deleteExpired, now}, {deleteIdle, p.IdleCutoff(now)}} {
-		if total == limit {
-			break
+	return sessiond.SweepExpired(now, p, limit, func(kind sessiond.Expiry, cutoff time.Time, n int) (int, error) {
+		query := deleteExpired
+		if kind == sessiond.ExpiredIdle {
+			query = deleteIdle
 		}
-		tag, err := db.exec(ctx, del.query, del.cutoff, limit-total)
+		tag, err := db.exec(ctx, query, cutoff, n)
 		if err != nil {
-			return total, storeError("delete expired sessions", err)
+			return 0, storeError("delete expired sessions", err)
 		}
-		total += int(tag.RowsAffected())
-	}
-	return total, nil
+		return int(tag.RowsAffected()), nil
+	})
 }
 
 // scanSession reads one row of sessionColumns.

@@ -373,23 +373,19 @@ func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time, p sessio
 	}
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
-	total := 0
-	for _, del := range []struct {
-		query  string
-		cutoff time.Time
-	}{{deleteExpired, now}, {deleteIdle, p.IdleCutoff(now)}} {
-		if total == limit {
-			break
+	return sessiond.SweepExpired(now, p, limit, func(kind sessiond.Expiry, cutoff time.Time, n int) (int, error) {
+		query := deleteExpired
+		if kind == sessiond.ExpiredIdle {
+			query = deleteIdle
 		}
-		res, err := db.w.ExecContext(ctx, del.query, micros(del.cutoff), limit-total)
+		res, err := db.w.ExecContext(ctx, query, micros(cutoff), n)
 		if err != nil {
-			return total, sessiond.Unavailable("delete expired sessions", err)
+			return 0, sessiond.Unavailable("delete expired sessions", err)
 		}
-		n, err := res.RowsAffected()
+		n64, err := res.RowsAffected()
 		if err != nil {
-			return total, sessiond.Unavailable("delete expired sessions", err)
+			return 0, sessiond.Unavailable("delete expired sessions", err)
 		}
-		total += int(n)
-	}
-	return total, nil
+		return int(n64), nil
+	})
 }
