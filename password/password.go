@@ -16,12 +16,12 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/crypto/argon2"
-
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/argon2"
 )
 
 // Bounds on parameters, ours or read from a stored hash. A stored hash is
@@ -72,18 +72,31 @@ func (p Params) Validate() error {
 
 // Hasher hashes and verifies passwords at Params, running at most a fixed
 // number of hashes at once. It is safe for concurrent use.
+//
+// Each slot owns the working memory of one hash (Params.Memory, 19 MiB by
+// default) and reuses it from hash to hash, so hashing makes no garbage:
+// x/crypto's argon2 allocates that memory afresh on every call, which cost
+// a garbage collection per login (see internal/argon2). Memory held by slots
+// is handed back once hashing has been quiet for a while (see idle).
 type Hasher struct {
 	params Params
 	err    error // from params.Validate; returned by every hashing call
-	slots  chan struct{}
-	wait   time.Duration
+	// slots holds the free slots: a hash takes one, with its memory, and
+	// puts it back. Waiters are served in arrival order.
+	slots chan *argon2.Memory
+	wait  time.Duration
 	// dummy is a hash at params, for VerifyDummy to check against.
 	dummy decoded
 	// computed counts argon2 computations, for metrics and for tests that
 	// show a refused login cost none.
 	computed atomic.Uint64
-	// lastFree is when idle last returned memory (Unix nanoseconds).
-	lastFree atomic.Int64
+	// held is the working memory the slots hold, in bytes.
+	held atomic.Int64
+	// lastUse is when a hash last ended (Unix nanoseconds); idleTimer is
+	// armed while hashing is quiet and not yet released (see idle).
+	lastUse   atomic.Int64
+	idleMu    sync.Mutex
+	idleTimer *time.Timer
 }
 
 // Computed returns how many argon2 hashes the Hasher has computed.
@@ -103,7 +116,10 @@ func NewHasher(p Params, slots int, wait time.Duration) *Hasher {
 	if slots <= 0 {
 		slots = DefaultSlots()
 	}
-	h := &Hasher{params: p, err: p.Validate(), slots: make(chan struct{}, slots), wait: wait}
+	h := &Hasher{params: p, err: p.Validate(), slots: make(chan *argon2.Memory, slots), wait: wait}
+	for range slots {
+		h.slots <- new(argon2.Memory) // empty until its first hash
+	}
 	if h.err == nil {
 		h.dummy = decoded{params: p, salt: make([]byte, p.SaltLength), key: make([]byte, p.KeyLength)}
 	}
@@ -119,13 +135,12 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	}
 	salt := make([]byte, h.params.SaltLength)
 	rand.Read(salt) // never fails (crypto/rand, Go 1.24+)
-	release, err := h.acquire(ctx)
+	m, err := h.acquire(ctx)
 	if err != nil {
 		return "", err
 	}
-	key := h.compute(password, salt, h.params)
-	reclaim()
-	release()
+	key := h.compute(m, password, salt, h.params)
+	h.release(m)
 	return encode(h.params, salt, key), nil
 }
 
@@ -153,13 +168,12 @@ func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
 }
 
 func (h *Hasher) verify(ctx context.Context, password string, d decoded) (bool, error) {
-	release, err := h.acquire(ctx)
+	m, err := h.acquire(ctx)
 	if err != nil {
 		return false, err
 	}
-	key := h.compute(password, d.salt, d.params)
-	reclaim()
-	release()
+	key := h.compute(m, password, d.salt, d.params)
+	h.release(m)
 	return subtle.ConstantTimeCompare(key, d.key) == 1, nil
 }
 
@@ -171,27 +185,30 @@ func (h *Hasher) NeedsRehash(encoded string) bool {
 	return err != nil || d.params != h.params
 }
 
-func (h *Hasher) compute(password string, salt []byte, p Params) []byte {
+func (h *Hasher) compute(m *argon2.Memory, password string, salt []byte, p Params) []byte {
 	h.computed.Add(1)
-	return argon2.IDKey([]byte(password), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLength)
+	before := m.Size()
+	key := m.IDKey([]byte(password), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLength)
+	h.held.Add(int64(m.Size() - before))
+	return key
 }
 
-// acquire takes a hashing slot, waiting at most h.wait, and returns the
-// function that gives it back.
-func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
+// acquire takes a hashing slot, waiting at most h.wait, and returns its
+// memory, which the caller gives back with release.
+func (h *Hasher) acquire(ctx context.Context) (*argon2.Memory, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, canceled(err)
 	}
 	select {
-	case h.slots <- struct{}{}:
-		return h.release, nil
+	case m := <-h.slots:
+		return m, nil
 	default:
 	}
 	t := time.NewTimer(h.wait)
 	defer t.Stop()
 	select {
-	case h.slots <- struct{}{}:
-		return h.release, nil
+	case m := <-h.slots:
+		return m, nil
 	case <-t.C:
 		return nil, &sessiond.Error{
 			Code:       sessiond.CodeUnavailable,
@@ -204,41 +221,69 @@ func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
 	}
 }
 
-func (h *Hasher) release() {
-	<-h.slots
-	if len(h.slots) == 0 {
-		h.idle()
+func (h *Hasher) release(m *argon2.Memory) {
+	h.lastUse.Store(time.Now().UnixNano())
+	h.slots <- m
+	if len(h.slots) == cap(h.slots) {
+		h.armIdle()
 	}
 }
 
-// reclaim collects the buffer of the hash just computed, while its slot is
-// still held, so that the next hash in that slot never allocates beside it.
-// Each argon2id call allocates Params.Memory afresh (19 MiB by default;
-// x/crypto offers no way to reuse it), so garbage piles up one buffer per
-// hash: left to the pacer, the heap doubles past the live buffers, and under
-// a memory limit the allocating hashes stall in GC assists instead.
-// Measured at c=16 on 2 cores (docs/BENCHMARKS.md): a collection per hash,
-// inside the slot, gave the best login throughput and the lowest peak memory
-// of the policies tried; it costs about a millisecond on a 30 ms request.
-func reclaim() { runtime.GC() }
+// IdleAfter is how long hashing must have been quiet before the slots hand
+// their memory back. Under steady logins the slots keep it and hashing
+// allocates nothing; after a burst, a refresh-heavy service returns to a
+// small footprint (docs/BENCHMARKS.md, target 4). At worst, logins spaced
+// just over IdleAfter apart allocate Params.Memory each, as x/crypto would.
+const IdleAfter = time.Second
 
-// idleFreeEvery bounds how often an idle Hasher hands memory back.
-const idleFreeEvery = 5 * time.Second
+// armIdle schedules idle unless it is already scheduled.
+func (h *Hasher) armIdle() {
+	h.idleMu.Lock()
+	defer h.idleMu.Unlock()
+	if h.idleTimer == nil {
+		h.idleTimer = time.AfterFunc(IdleAfter, h.idle)
+	}
+}
 
-// idle runs when the last running hash has finished. Each hash allocates
-// Params.Memory (19 MiB by default) that is garbage a moment later; left to
-// the runtime, a process that hashed a burst of logins keeps that memory
-// resident long after. Returning it once hashing goes quiet keeps the
-// steady-state footprint of a refresh-heavy service small
-// (docs/BENCHMARKS.md, target 4).
+// idle runs IdleAfter after hashing last went quiet. If no hash has run
+// since, it takes every slot for a moment, drops their memory and gives it
+// back to the operating system; if one has, it checks again later; if one
+// is running, the release that ends it arms idle again.
 func (h *Hasher) idle() {
-	now := time.Now().UnixNano()
-	last := h.lastFree.Load()
-	if now-last < int64(idleFreeEvery) || !h.lastFree.CompareAndSwap(last, now) {
+	h.idleMu.Lock()
+	defer h.idleMu.Unlock()
+	h.idleTimer = nil
+	if quiet := time.Since(time.Unix(0, h.lastUse.Load())); quiet < IdleAfter {
+		h.idleTimer = time.AfterFunc(IdleAfter-quiet, h.idle)
 		return
 	}
-	go debug.FreeOSMemory()
+	var free []*argon2.Memory
+	defer func() {
+		for _, m := range free {
+			h.slots <- m
+		}
+	}()
+	for range cap(h.slots) {
+		select {
+		case m := <-h.slots:
+			free = append(free, m)
+		default:
+			return // a hash is running; its release arms idle again
+		}
+	}
+	released := 0
+	for _, m := range free {
+		released += m.Size()
+		m.Release()
+	}
+	if released > 0 {
+		h.held.Add(-int64(released))
+		debug.FreeOSMemory()
+	}
 }
+
+// MemoryHeld returns the bytes of working memory the slots hold.
+func (h *Hasher) MemoryHeld() int64 { return h.held.Load() }
 
 // canceled reports a caller that gave up while waiting; it is not a server
 // fault, so it is not an internal error either.

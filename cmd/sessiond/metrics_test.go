@@ -33,6 +33,7 @@ func TestMetrics(t *testing.T) {
 		`sessiond_db_connections_max{pool="writer"} 1`,
 		`sessiond_db_connections{pool="reader",state="open"}`,
 		`sessiond_password_hashes_total 3`,
+		`sessiond_password_hash_memory_bytes `,
 		`sessiond_http_panics_total 0`,
 	} {
 		if !strings.Contains(body, want) {

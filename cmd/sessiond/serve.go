@@ -134,8 +134,9 @@ func serveAdmin(addr string, a *app.App, logger *slog.Logger, stdout io.Writer) 
 
 // memoryLimit is the soft memory limit sessiond sets unless GOMEMLIMIT is:
 // 48 MiB for everything but password hashing, plus what the hashing slots
-// hold at once. The hasher collects each argon2 buffer itself, so the limit
-// mostly makes the runtime hand freed pages back to the system promptly.
+// hold at once. Hashing makes no garbage (each slot reuses its memory), so
+// the limit mostly makes the runtime hand freed pages back to the system
+// promptly.
 func memoryLimit(cfg app.Config) int64 {
 	slots := cfg.HashSlots
 	if slots == 0 {

@@ -101,6 +101,10 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 			Name: "sessiond_password_hashes_total",
 			Help: "argon2id computations (signup, login, and the equal-cost check for unknown emails).",
 		}, func() float64 { return float64(a.Hasher.Computed()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sessiond_password_hash_memory_bytes",
+			Help: "argon2id working memory the hashing slots hold for reuse; handed back after a second without hashing.",
+		}, func() float64 { return float64(a.Hasher.MemoryHeld()) }),
 	)
 	if p, ok := a.Store.(interface{ PoolStats() []sessiond.PoolStats }); ok {
 		a.Registry.MustRegister(newPoolCollector(p.PoolStats))
