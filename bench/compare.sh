@@ -72,15 +72,18 @@ for r in $(seq "$rounds"); do
 	echo "round $r login: $(echo "$out" | jq -c '{rps, p99_ms, errors}')  raw: $raw"
 done
 echo "raw at c=16: $("$work/argonrate" -c 16 -d "$dur")"
+echo "raw, reusing memory as sessiond does: $("$work/argonrate" -reuse -c "$(nproc)" -d "$dur")"
 lg=$(median <"$work/login.rps"); ar=$(median <"$work/argon.rps")
 echo "login c=16 median: sessiond $lg logins/s, raw argon2id $ar hashes/s, ratio $(echo "$lg $ar" | awk '{printf "%.2f", $1/$2}')"
 kill "$(cat "$work/sd.pid")"
 
 # 3. Peak resident memory (VmHWM) of a fresh sessiond under c=256 loads. The
 # load tool first signs up and logs in its 256 users; for the refresh load the
-# peak is reset (clear_refs 5) once those logins are done, so it is the
-# refresh load's own.
+# peak is reset (clear_refs 5) once those logins are done and the hashing
+# slots have handed their memory back (a second after the last hash), so it
+# is the refresh load's own.
 logins() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^sessiond_logins_total\{code="ok"\}/ {print $2}'; }
+hashmem() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^sessiond_password_hash_memory_bytes / {print $2}'; }
 for op in refresh login; do
 	start_sessiond 18181 "mem_$op"
 	wait_up 18181 healthz
@@ -89,6 +92,7 @@ for op in refresh login; do
 	bpid=$!
 	if [ "$op" = refresh ]; then
 		until [ "$(logins 18181)" = 256 ]; do sleep 0.2; done
+		until [ "$(hashmem 18181)" = 0 ]; do sleep 0.2; done
 		echo 5 >"/proc/$pid/clear_refs"
 	fi
 	wait "$bpid"
