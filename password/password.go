@@ -245,17 +245,25 @@ func (h *Hasher) armIdle() {
 	}
 }
 
-// idle runs IdleAfter after hashing last went quiet. If no hash has run
-// since, it takes every slot for a moment, drops their memory and gives it
-// back to the operating system; if one has, it checks again later; if one
-// is running, the release that ends it arms idle again.
+// idle runs IdleAfter after hashing last went quiet, and hands the slots'
+// memory back to the operating system if it could drop it.
 func (h *Hasher) idle() {
+	if h.dropIdleMemory() > 0 {
+		debug.FreeOSMemory() // holds no slot and no lock: hashing goes on meanwhile
+	}
+}
+
+// dropIdleMemory drops the slots' memory and returns how many bytes, if no
+// hash has run for IdleAfter. If one has, it schedules idle for later; if
+// one is running, the release that ends it arms idle again. It takes every
+// slot for the moment it needs, so no hash can be using what it drops.
+func (h *Hasher) dropIdleMemory() int {
 	h.idleMu.Lock()
 	defer h.idleMu.Unlock()
 	h.idleTimer = nil
 	if quiet := time.Since(time.Unix(0, h.lastUse.Load())); quiet < IdleAfter {
 		h.idleTimer = time.AfterFunc(IdleAfter-quiet, h.idle)
-		return
+		return 0
 	}
 	var free []*argon2.Memory
 	defer func() {
@@ -268,7 +276,7 @@ func (h *Hasher) idle() {
 		case m := <-h.slots:
 			free = append(free, m)
 		default:
-			return // a hash is running; its release arms idle again
+			return 0 // a hash is running
 		}
 	}
 	released := 0
@@ -276,10 +284,8 @@ func (h *Hasher) idle() {
 		released += m.Size()
 		m.Release()
 	}
-	if released > 0 {
-		h.held.Add(-int64(released))
-		debug.FreeOSMemory()
-	}
+	h.held.Add(-int64(released))
+	return released
 }
 
 // MemoryHeld returns the bytes of working memory the slots hold.
