@@ -82,8 +82,7 @@ kill "$(cat "$work/sd.pid")"
 # peak is reset (clear_refs 5) once those logins are done and the hashing
 # slots have handed their memory back (a second after the last hash), so it
 # is the refresh load's own.
-logins() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^sessiond_logins_total\{code="ok"\}/ {print $2}'; }
-hashmem() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^sessiond_password_hash_memory_bytes / {print $2}'; }
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; } # port, series
 for op in refresh login; do
 	start_sessiond 18181 "mem_$op"
 	wait_up 18181 healthz
@@ -91,8 +90,8 @@ for op in refresh login; do
 	bench 18181 "$op" 256 >"$work/mem_$op.json" &
 	bpid=$!
 	if [ "$op" = refresh ]; then
-		until [ "$(logins 18181)" = 256 ]; do sleep 0.2; done
-		until [ "$(hashmem 18181)" = 0 ]; do sleep 0.2; done
+		until [ "$(metric 18181 'sessiond_logins_total{code="ok"}')" = 256 ]; do sleep 0.2; done
+		until [ "$(metric 18181 sessiond_password_hash_memory_bytes)" = 0 ]; do sleep 0.2; done
 		echo 5 >"/proc/$pid/clear_refs"
 	fi
 	wait "$bpid"
