@@ -37,6 +37,7 @@ func TestMiddleware(t *testing.T) {
 		{"Basic", "Basic YTpi", 401, `Bearer`},
 		{"expired", "Bearer " + expired, 401, `Bearer error="invalid_token"`},
 		{"garbage", "Bearer x.y.z", 401, `Bearer error="invalid_token"`},
+		{"over-long signature", "Bearer " + overlong(j.key("k1"), time.Now(), 200), 401, `Bearer error="invalid_token"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

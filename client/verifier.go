@@ -28,6 +28,7 @@ var (
 	ErrIssuer          = errors.New("wrong issuer")
 	ErrAudience        = errors.New("wrong audience")
 	ErrMissingClaim    = errors.New("missing claim")
+	ErrLifetime        = errors.New("token lifetime too long")
 	ErrKeysUnavailable = errors.New("signing keys unavailable")
 )
 
@@ -82,6 +83,12 @@ type VerifierOptions struct {
 	// RefreshInterval is how often the JWKS is refetched in the background;
 	// default 5m, negative turns it off.
 	RefreshInterval time.Duration
+	// MaxLifetime is the longest exp - iat accepted; default 24h, sessiond's
+	// own ceiling on SESSIOND_ACCESS_TTL. A token meant to live longer was not
+	// issued by a sessiond that is configured sanely: it was forged from a
+	// stolen key or a copied database, and refusing it bounds the harm. Set
+	// it to sessiond's access TTL (plus a little) to be strict.
+	MaxLifetime time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -91,6 +98,7 @@ type VerifierOptions struct {
 type Verifier struct {
 	issuer, audience string
 	leeway           time.Duration
+	maxLifetime      time.Duration
 	now              func() time.Time
 	keys             *keySet
 	stop             context.CancelFunc
@@ -104,6 +112,9 @@ type Verifier struct {
 }
 
 const maxHeaders = 64
+
+// DefaultMaxLifetime is VerifierOptions.MaxLifetime's default.
+const DefaultMaxLifetime = 24 * time.Hour
 
 // NewVerifier fetches the JWKS at jwksURL once (failing if it cannot, so a
 // misconfigured service stops at start) and returns a Verifier for tokens
@@ -129,6 +140,9 @@ func NewVerifier(ctx context.Context, jwksURL, issuer, audience string, opts *Ve
 	if o.RefreshInterval == 0 {
 		o.RefreshInterval = 5 * time.Minute
 	}
+	if o.MaxLifetime <= 0 {
+		o.MaxLifetime = DefaultMaxLifetime
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -136,7 +150,7 @@ func NewVerifier(ctx context.Context, jwksURL, issuer, audience string, opts *Ve
 		return nil, errors.New("new verifier: issuer and audience are required")
 	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	v := &Verifier{issuer: issuer, audience: audience, leeway: o.Leeway, now: o.Now, stop: stop,
+	v := &Verifier{issuer: issuer, audience: audience, leeway: o.Leeway, maxLifetime: o.MaxLifetime, now: o.Now, stop: stop,
 		keys: newKeySet(bg, jwksURL, o.HTTPClient, o.MinRefetchInterval, o.Now)}
 	if err := v.keys.refetch(ctx, true); err != nil {
 		stop()
@@ -194,8 +208,23 @@ func (n numeric) time() time.Time {
 	return time.Unix(int64(sec), int64(frac*1e9))
 }
 
-// maxTokenLen bounds the work spent on a token before its signature is known good.
-const maxTokenLen = 8192
+// Bounds on a token and its segments (base64url lengths), checked before
+// anything is decoded: they bound the work spent on a token before its
+// signature is known good. sessiond's header is about 100 characters and its
+// claims a few hundred.
+const (
+	maxTokenLen   = 8192
+	maxHeaderLen  = 1024
+	maxPayloadLen = maxTokenLen - maxHeaderLen
+)
+
+// sigLen is the base64url length of an Ed25519 signature: the only length
+// a signature segment may have.
+var sigLen = base64.RawURLEncoding.EncodedLen(ed25519.SignatureSize)
+
+// maxNumericDate bounds exp, iat and nbf (the year 9999), so that converting
+// one to a time.Time cannot overflow.
+const maxNumericDate = 253402300799
 
 // Verify checks token and returns its claims, or a *VerifyError saying why
 // not. It needs the network only when the kid is unknown: then it refetches
@@ -209,6 +238,14 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if !ok1 || !ok2 || strings.Contains(s64, ".") {
 		return nil, refuse(ErrMalformed, "not a compact JWS")
 	}
+	// Every length is checked before its segment is decoded: a decoder
+	// writing into a fixed buffer must never see more than fits.
+	switch {
+	case len(h64) > maxHeaderLen:
+		return nil, refuse(ErrMalformed, "header too long")
+	case len(p64) > maxPayloadLen:
+		return nil, refuse(ErrMalformed, "claims too long")
+	}
 	kid, known := "", false
 	if k, ok := v.headers.Load(h64); ok {
 		kid, known = k.(string), true
@@ -218,13 +255,17 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 			return nil, err
 		}
 	}
+	// Before the kid is looked up, so that a malformed token cannot cause a
+	// JWKS refetch either.
+	var sig [ed25519.SignatureSize]byte
+	if len(s64) != sigLen || base64.RawURLEncoding.DecodedLen(len(s64)) != len(sig) {
+		return nil, refuse(ErrMalformed, "signature encoding")
+	}
 	key, err := v.keys.lookup(ctx, kid)
 	if err != nil {
 		return nil, err
 	}
-	var sig [ed25519.SignatureSize]byte
-	if n, err := base64.RawURLEncoding.Decode(sig[:], []byte(s64)); err != nil || n != len(sig) ||
-		base64.RawURLEncoding.EncodedLen(len(sig)) != len(s64) {
+	if n, err := base64.RawURLEncoding.Strict().Decode(sig[:], []byte(s64)); err != nil || n != len(sig) {
 		return nil, refuse(ErrMalformed, "signature encoding")
 	}
 	if !ed25519.Verify(key, []byte(token[:len(h64)+1+len(p64)]), sig[:]) {
@@ -274,6 +315,16 @@ func (v *Verifier) check(p *payload, kid string) (*Claims, error) {
 		return nil, refuse(ErrMissingClaim, "sub")
 	case p.Sid == "":
 		return nil, refuse(ErrMissingClaim, "sid")
+	}
+	for _, n := range []numeric{p.Exp, p.Iat, p.Nbf} {
+		if n < 0 || n > maxNumericDate {
+			return nil, refuse(ErrMalformed, "date out of range")
+		}
+	}
+	// Compared as numbers, before any conversion: exp and iat both come
+	// from the issuer's clock, so no leeway applies.
+	if float64(p.Exp)-float64(p.Iat) > v.maxLifetime.Seconds() {
+		return nil, refuse(ErrLifetime, fmt.Sprintf("exp - iat = %.0fs, more than %v", float64(p.Exp)-float64(p.Iat), v.maxLifetime))
 	}
 	if p.Iss != v.issuer {
 		return nil, refuse(ErrIssuer, fmt.Sprintf("%q", p.Iss))

@@ -28,7 +28,7 @@ type jwksServer struct {
 	srv     *httptest.Server
 }
 
-func newJWKSServer(t *testing.T) *jwksServer {
+func newJWKSServer(t testing.TB) *jwksServer {
 	t.Helper()
 	j := &jwksServer{keys: map[string]ed25519.PrivateKey{}}
 	j.addKey("k1")
@@ -127,6 +127,10 @@ func TestVerify(t *testing.T) {
 		{"no exp", sign(k1, goodHeader(), with(goodClaims(now), "exp", nil)), client.ErrMissingClaim},
 		{"no sid", sign(k1, goodHeader(), with(goodClaims(now), "sid", nil)), client.ErrMissingClaim},
 		{"no sub", sign(k1, goodHeader(), with(goodClaims(now), "sub", nil)), client.ErrMissingClaim},
+		{"no iat", sign(k1, goodHeader(), with(goodClaims(now), "iat", nil)), client.ErrMissingClaim},
+		{"valid until 2100", sign(k1, goodHeader(), with(goodClaims(now), "exp", time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).Unix())), client.ErrLifetime},
+		{"exp beyond year 9999", sign(k1, goodHeader(), with(with(goodClaims(now), "iat", 1e300), "exp", 1e300)), client.ErrMalformed},
+		{"negative iat", sign(k1, goodHeader(), with(goodClaims(now), "iat", -1)), client.ErrMalformed},
 		{"alg none", strings.Split(sign(k1, with(goodHeader(), "alg", "none"), goodClaims(now)), ".")[0] + "." + b64json(goodClaims(now)) + ".", client.ErrAlgorithm},
 		{"alg HS256", sign(k1, with(goodHeader(), "alg", "HS256"), goodClaims(now)), client.ErrAlgorithm},
 		{"typ JWT", sign(k1, with(goodHeader(), "typ", "JWT"), goodClaims(now)), client.ErrType},
@@ -149,6 +153,14 @@ func TestVerify(t *testing.T) {
 		}(), client.ErrMalformed},
 		{"exp a string", sign(k1, goodHeader(), with(goodClaims(now), "exp", "tomorrow")), client.ErrMalformed},
 		{"too long", strings.Repeat("a", 9000), client.ErrMalformed},
+		{"signature too long", sign(k1, goodHeader(), goodClaims(now)) + "AAAA", client.ErrMalformed},
+		{"signature too short", func() string { s := sign(k1, goodHeader(), goodClaims(now)); return s[:len(s)-4] }(), client.ErrMalformed},
+		{"signature with stray bits", func() string {
+			s := sign(k1, goodHeader(), goodClaims(now))
+			return s[:len(s)-1] + flipLowBits(s[len(s)-1:])
+		}(), client.ErrMalformed},
+		{"header too long", sign(k1, with(goodHeader(), "pad", strings.Repeat("x", 1024)), goodClaims(now)), client.ErrMalformed},
+		{"claims too long", sign(k1, goodHeader(), with(goodClaims(now), "pad", strings.Repeat("x", 6000))), client.ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,6 +180,72 @@ func TestVerify(t *testing.T) {
 			var ve *client.VerifyError
 			if !errors.As(err, &ve) || ve.Reason != tt.want {
 				t.Fatalf("got %T %v, want *client.VerifyError with reason %v", err, err, tt.want)
+			}
+		})
+	}
+}
+
+// flipLowBits changes the last character of an unpadded base64url
+// signature into one that decodes to the same bytes only in a lax decoder.
+func flipLowBits(c string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	return string(alphabet[strings.Index(alphabet, c)|1])
+}
+
+// overlong is a token of the published kid k1 whose signature segment is n
+// characters long: the shape that made Verify decode past its buffer.
+func overlong(k1 ed25519.PrivateKey, now time.Time, n int) string {
+	tok := sign(k1, goodHeader(), goodClaims(now))
+	return tok[:strings.LastIndexByte(tok, '.')+1] + strings.Repeat("A", n)
+}
+
+// TestVerifyOverlongSignature: a published kid with a signature segment of
+// any wrong length is refused as malformed, not a panic that would drop
+// the connection of every request carrying it.
+func TestVerifyOverlongSignature(t *testing.T) {
+	j := newJWKSServer(t)
+	now := time.Now()
+	v := newTestVerifier(t, j.srv.URL, &client.VerifierOptions{MinRefetchInterval: time.Hour})
+	for _, n := range []int{0, 85, 87, 88, 89, 90, 100, 200, 1000, 7000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			c, err := v.Verify(context.Background(), overlong(j.key("k1"), now, n))
+			if !errors.Is(err, client.ErrMalformed) || c != nil {
+				t.Fatalf("got %v, %v; want no claims and %v", c, err, client.ErrMalformed)
+			}
+		})
+	}
+}
+
+// TestVerifyMaxLifetime: a token meant to live longer than MaxLifetime is
+// refused even though its key signed it and it has not expired; the default
+// is 24h.
+func TestVerifyMaxLifetime(t *testing.T) {
+	j := newJWKSServer(t)
+	now := time.Now()
+	claims := func(life time.Duration) map[string]any {
+		c := goodClaims(now)
+		c["exp"] = now.Add(life).Unix()
+		return c
+	}
+	tests := []struct {
+		name string
+		max  time.Duration
+		life time.Duration
+		want error
+	}{
+		{"default, 24h", 0, 24 * time.Hour, nil},
+		{"default, 24h and a second", 0, 24*time.Hour + time.Second, client.ErrLifetime},
+		{"default, until 2100", 0, time.Until(time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)), client.ErrLifetime},
+		{"15m, 15m", 15 * time.Minute, 15 * time.Minute, nil},
+		{"15m, 16m", 15 * time.Minute, 16 * time.Minute, client.ErrLifetime},
+		{"48h, 36h", 48 * time.Hour, 36 * time.Hour, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := newTestVerifier(t, j.srv.URL, &client.VerifierOptions{MaxLifetime: tt.max, MinRefetchInterval: time.Hour})
+			_, err := v.Verify(context.Background(), sign(j.key("k1"), goodHeader(), claims(tt.life)))
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
 			}
 		})
 	}
