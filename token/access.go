@@ -102,15 +102,21 @@ func internal(op string, err error) *sessiond.Error {
 
 // Verifier checks access tokens offline against a Keyring.
 type Verifier struct {
-	keys   *Keyring
-	parser *jwt.Parser
+	keys        *Keyring
+	parser      *jwt.Parser
+	maxLifetime time.Duration
 }
 
 // NewVerifier returns a Verifier of tokens from issuer for audience, judged at
-// clock's time with leeway for clock skew.
+// clock's time with leeway for clock skew. It refuses tokens whose exp is
+// more than the keyring's access TTL plus leeway after their iat: sessiond
+// never signs one, so such a token was forged (with a key from a database
+// dump, say), and the keyring would stop publishing its key before it
+// expired anyway.
 func NewVerifier(keys *Keyring, issuer, audience string, clock sessiond.Clock, leeway time.Duration) *Verifier {
 	return &Verifier{
-		keys: keys,
+		keys:        keys,
+		maxLifetime: keys.accessTTL + leeway,
 		// The parser holds no per-call state, so one serves every goroutine.
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{Algorithm}),
@@ -144,7 +150,8 @@ func (e headerError) Error() string { return string(e) }
 // public key, are refused); the header must have typ at+jwt and a published
 // kid and no jku, x5u, jwk, x5c or crit; exp, iat, iss, aud, sub and sid must
 // be present and right; exp must not have passed and nbf and iat must not be
-// in the future, each give or take the leeway.
+// in the future, each give or take the leeway; and exp - iat must not exceed
+// the access TTL plus the leeway.
 func (v *Verifier) Verify(token string) (*Claims, error) {
 	if len(token) > MaxAccessTokenSize {
 		return nil, invalidToken("token too large", nil)
@@ -161,6 +168,8 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return nil, invalidToken("missing sid claim", nil)
 	case c.IssuedAt == nil:
 		return nil, invalidToken("missing iat claim", nil)
+	case c.ExpiresAt.Sub(c.IssuedAt.Time) > v.maxLifetime:
+		return nil, invalidToken("token lifetime too long", nil)
 	}
 	return &Claims{
 		Issuer:    c.Issuer,

@@ -184,6 +184,11 @@ func refusals(t testing.TB, f *fixture) []refusal {
 		{"wrong audience", forge(t, f.validHeader(), with("aud", "another-service"), signed), "wrong audience"},
 		{"wrong audiences", forge(t, f.validHeader(), with("aud", []string{"a", "b"}), signed), "wrong audience"},
 		{"aud missing", forge(t, f.validHeader(), with("aud", nil), signed), "missing aud claim"},
+		{"lifetime over the access TTL and leeway", forge(t, f.validHeader(), with("exp", t0.Add(testTTL+31*time.Second).Unix()), signed), "token lifetime too long"},
+		{"valid until 2100", forge(t, f.validHeader(), with("exp", time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).Unix()), signed), "token lifetime too long"},
+		{"iat zero", forge(t, f.validHeader(), with("iat", 0), signed), "token lifetime too long"},
+		{"signature 200 characters", good[:strings.LastIndexByte(good, '.')+1] + strings.Repeat("A", 200), "bad signature"},
+		{"signature one byte long", good + "AA", "bad signature"},
 		{"too large", forge(t, f.validHeader(), with("pad", strings.Repeat("x", 4096)), signed), "token too large"},
 		{"empty", "", "malformed token"},
 		{"two segments", good[:strings.LastIndexByte(good, '.')], "malformed token"},
@@ -253,6 +258,33 @@ func TestVerifyLeeway(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f.now = tt.now
 			_, err := f.verifier.Verify(tok)
+			if (err == nil) != tt.ok {
+				t.Fatalf("got %v, want ok %v", err, tt.ok)
+			}
+		})
+	}
+}
+
+// TestVerifyMaxLifetime: exp - iat may reach the access TTL plus the
+// leeway (30s here) and no more, however far from expiry the token is.
+func TestVerifyMaxLifetime(t *testing.T) {
+	f := newFixture(t)
+	signed := ed25519Signer(f.key)
+	tests := []struct {
+		name string
+		life time.Duration
+		ok   bool
+	}{
+		{"the access TTL", testTTL, true},
+		{"TTL and leeway", testTTL + 30*time.Second, true},
+		{"a second more", testTTL + 31*time.Second, false},
+		{"a day", 24 * time.Hour, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validClaims()
+			c["exp"] = t0.Add(tt.life).Unix()
+			_, err := f.verifier.Verify(forge(t, f.validHeader(), c, signed))
 			if (err == nil) != tt.ok {
 				t.Fatalf("got %v, want ok %v", err, tt.ok)
 			}
