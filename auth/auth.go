@@ -250,7 +250,7 @@ func (s *Service) Refresh(ctx context.Context, rt string) (*sessiond.Tokens, err
 }
 
 func (s *Service) tokens(sess *sessiond.Session, rt string, now time.Time) (*sessiond.Tokens, error) {
-	at, exp, err := s.issuer.Sign(sess.UserID, sess.ID, now)
+	at, exp, err := s.issuer.Sign(sess.UserID, sess.ID, now, sess.ExpiresAt)
 	if err != nil {
 		return nil, err
 	}

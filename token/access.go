@@ -65,8 +65,10 @@ type payload struct {
 }
 
 // Sign returns a compact JWS access token for the user's session, issued at
-// now, and when it expires (whole seconds, as in the "exp" claim).
-func (i *Issuer) Sign(userID, sessionID string, now time.Time) (token string, expiresAt time.Time, err error) {
+// now, and when it expires (whole seconds, as in the "exp" claim): the
+// issuer's TTL after now, but never after notAfter, the session's absolute
+// expiry, so that no token outlives the session it speaks for.
+func (i *Issuer) Sign(userID, sessionID string, now, notAfter time.Time) (token string, expiresAt time.Time, err error) {
 	k := i.keys.current()
 	if k == nil {
 		return "", time.Time{}, internal("sign access token", errors.New("no signing key installed"))
@@ -76,7 +78,11 @@ func (i *Issuer) Sign(userID, sessionID string, now time.Time) (token string, ex
 	}
 	var jti [16]byte
 	rand.Read(jti[:]) // never fails (crypto/rand, Go 1.24+)
-	exp := now.Add(i.ttl).Unix()
+	if notAfter.IsZero() {
+		return "", time.Time{}, internal("sign access token", errors.New("no session expiry"))
+	}
+	// Unix rounds down, so a sub-second expiry still bounds exp.
+	exp := min(now.Add(i.ttl).Unix(), notAfter.Unix())
 	claims, err := json.Marshal(payload{
 		Iss: i.issuer, Aud: i.audience, Sub: userID, Sid: sessionID,
 		Iat: now.Unix(), Exp: exp, Jti: base64.RawURLEncoding.EncodeToString(jti[:]),

@@ -15,7 +15,7 @@ import (
 
 func TestSignVerifyRoundtrip(t *testing.T) {
 	f := newFixture(t)
-	tok, exp, err := f.issuer.Sign(testUser, testSession, t0.Add(500*time.Millisecond))
+	tok, exp, err := f.issuer.Sign(testUser, testSession, t0.Add(500*time.Millisecond), sessionEnd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,6 +292,41 @@ func TestVerifyMaxLifetime(t *testing.T) {
 	}
 }
 
+// TestSignNeverOutlivesSession: exp is the TTL after now, or the session's
+// absolute expiry if that comes first, in the returned time and the claim.
+func TestSignNeverOutlivesSession(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name     string
+		notAfter time.Time
+		want     time.Time
+	}{
+		{"session outlives the TTL", sessionEnd, t0.Add(testTTL)},
+		{"session ends at the TTL", t0.Add(testTTL), t0.Add(testTTL)},
+		{"session ends in a minute", t0.Add(time.Minute), t0.Add(time.Minute)},
+		{"session ends in a minute and a half second", t0.Add(time.Minute + 500*time.Millisecond), t0.Add(time.Minute)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, exp, err := f.issuer.Sign(testUser, testSession, t0, tt.notAfter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !exp.Equal(tt.want) {
+				t.Fatalf("got expiresAt %v, want %v", exp, tt.want)
+			}
+			var claims struct{ Exp int64 }
+			decodeSegment(t, strings.Split(tok, ".")[1], &claims)
+			if claims.Exp != tt.want.Unix() {
+				t.Fatalf("got exp claim %d, want %d", claims.Exp, tt.want.Unix())
+			}
+		})
+	}
+	if _, _, err := f.issuer.Sign(testUser, testSession, t0, time.Time{}); err == nil {
+		t.Fatal("got a token for a session without expiry, want an error")
+	}
+}
+
 // TestVerifyAcceptsMediaType: RFC 9068 §4 lets typ be the full media type.
 func TestVerifyAcceptsMediaType(t *testing.T) {
 	f := newFixture(t)
@@ -310,7 +345,7 @@ func TestConcurrentSignVerifySet(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for range 50 {
-				tok, _, err := f.issuer.Sign(testUser, testSession, t0)
+				tok, _, err := f.issuer.Sign(testUser, testSession, t0, sessionEnd)
 				if err != nil {
 					t.Error(err)
 					return
@@ -346,7 +381,7 @@ func TestConcurrentSignVerifySet(t *testing.T) {
 func BenchmarkSign(b *testing.B) {
 	f := newFixture(b)
 	for b.Loop() {
-		if _, _, err := f.issuer.Sign(testUser, testSession, t0); err != nil {
+		if _, _, err := f.issuer.Sign(testUser, testSession, t0, sessionEnd); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -26,6 +26,10 @@ const (
 // t0 is the fixed instant the tests sign and verify at.
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
+// sessionEnd is the absolute expiry of the session the tests sign for: far
+// enough that the access TTL decides exp.
+var sessionEnd = t0.Add(720 * time.Hour)
+
 // fixture is a keyring with one current key, an issuer and a verifier whose
 // clock tests can move.
 type fixture struct {
@@ -68,7 +72,7 @@ func seededKey(seed byte, now time.Time) *sessiond.SigningKey {
 
 func (f *fixture) sign(t testing.TB) string {
 	t.Helper()
-	tok, _, err := f.issuer.Sign(testUser, testSession, t0)
+	tok, _, err := f.issuer.Sign(testUser, testSession, t0, sessionEnd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func TestKeyringBeforeSet(t *testing.T) {
 	if got, want := string(keys.JWKS()), `{"keys":[]}`; got != want {
 		t.Errorf("got JWKS %s, want %s", got, want)
 	}
-	if _, _, err := token.NewIssuer(keys, testIssuer, testAudience, testTTL).Sign(testUser, testSession, t0); err == nil {
+	if _, _, err := token.NewIssuer(keys, testIssuer, testAudience, testTTL).Sign(testUser, testSession, t0, sessionEnd); err == nil {
 		t.Errorf("got nil error from Sign, want one")
 	}
 }
