@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,6 +66,12 @@ type Options struct {
 	// before any request waiting for them goes on: persist the RT there.
 	// With rotation on, the RT changes on every refresh.
 	OnTokens func(Tokens)
+	// TokenOrigins are the origins, besides baseURL's, that HTTPClient sends
+	// the access token to: the services the program calls for its user,
+	// each as a URL of which only the scheme, host and port count
+	// ("https://api.example.com"). A request to any other origin, such as
+	// a redirect from one of these to elsewhere, goes out without it.
+	TokenOrigins []string
 	// RefreshBefore is how long before the AT expires it is refreshed;
 	// default 30s, and never more than a quarter of the AT's lifetime.
 	RefreshBefore time.Duration
@@ -75,9 +82,10 @@ type Options struct {
 // Client talks to one sessiond for one login. Its methods are safe for
 // concurrent use; its refreshes are single-flight.
 type Client struct {
-	base string
-	hc   *http.Client
-	opts Options
+	base    string
+	hc      *http.Client
+	opts    Options
+	origins map[string]bool // where the AT may go, as origin() spells them
 
 	mu         sync.Mutex
 	tok        Tokens
@@ -105,6 +113,16 @@ func New(baseURL string, opts *Options) *Client {
 	}
 	if c.opts.Now == nil {
 		c.opts.Now = time.Now
+	}
+	c.origins = map[string]bool{}
+	for _, o := range append([]string{c.base}, c.opts.TokenOrigins...) {
+		// One that does not parse names no origin, so the token goes to
+		// none: a service that then answers 401 shows the mistake.
+		if u, err := url.Parse(o); err == nil {
+			if o := origin(u); o != "" {
+				c.origins[o] = true
+			}
+		}
 	}
 	return c
 }

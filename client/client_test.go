@@ -128,8 +128,7 @@ func TestClientSingleFlightRefresh(t *testing.T) {
 // body included, is sent again; a body that cannot be replayed is not.
 func TestClientRetriesOn401(t *testing.T) {
 	s := startSessiond(t, time.Minute)
-	c := loggedIn(t, s, "retry@example.com", nil)
-	refused := c.Tokens().AccessToken
+	var refused string
 	var mu sync.Mutex
 	var seen []string
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -145,6 +144,8 @@ func TestClientRetriesOn401(t *testing.T) {
 		w.Write(body)
 	}))
 	defer api.Close()
+	c := loggedIn(t, s, "retry@example.com", &client.Options{TokenOrigins: []string{api.URL}})
+	refused = c.Tokens().AccessToken
 	hc := c.HTTPClient()
 
 	resp, err := hc.Post(api.URL, "text/plain", strings.NewReader("hello"))

@@ -25,12 +25,14 @@ func Example() {
 }
 
 // A program acting for a user logs in once; its HTTP client then attaches
-// the access token to every request and refreshes it by itself. Persist
-// the refresh token in OnTokens to resume later with Resume.
+// the access token to every request to sessiond and the services named in
+// TokenOrigins, and refreshes it by itself. Persist the refresh token in
+// OnTokens to resume later with Resume.
 func ExampleClient() {
 	ctx := context.Background()
 	c := client.New("http://127.0.0.1:8080", &client.Options{
-		OnTokens: func(t client.Tokens) { /* save t.RefreshToken */ },
+		TokenOrigins: []string{"http://127.0.0.1:8081"},
+		OnTokens:     func(t client.Tokens) { /* save t.RefreshToken */ },
 	})
 	if _, err := c.Login(ctx, "ada@example.com", "correct horse battery staple"); err != nil {
 		log.Fatal(err) // a *client.Error: err.(*client.Error).Code says why

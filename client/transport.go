@@ -4,15 +4,20 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 )
 
 // HTTPClient returns an *http.Client, on the Options' one, that attaches
-// this login's access token to every request, refreshes it shortly before
-// it expires, and on a 401 refreshes once and retries (when the request
-// body can be replayed, that is when GetBody is set, as http.NewRequest
-// does for in-memory bodies).
+// this login's access token to every request to sessiond's origin or one of
+// Options.TokenOrigins, refreshes it shortly before it expires, and on a
+// 401 from them refreshes once and retries (when the request body can be
+// replayed, that is when GetBody is set, as http.NewRequest does for
+// in-memory bodies). Requests to other origins, redirects included, go out
+// untouched.
 func (c *Client) HTTPClient() *http.Client {
 	hc := *c.hc
 	hc.Transport = c.Transport(c.hc.Transport)
@@ -33,6 +38,12 @@ type transport struct {
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// net/http drops Authorization from a redirect to another host only
+	// when the first request carried it; this transport adds it to each
+	// request it sees, redirects included, so it must judge each one.
+	if !t.c.origins[origin(req.URL)] {
+		return t.base.RoundTrip(req)
+	}
 	at, err := t.c.accessToken(req.Context(), "", false)
 	if err != nil {
 		closeBody(req)
@@ -67,6 +78,26 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	return t.base.RoundTrip(withToken(req, fresh, body))
+}
+
+// origin is u's scheme, host and port, spelled one way (RFC 6454): lower
+// case, the default port written out. It is "" for a URL that has none.
+func origin(u *url.URL) string {
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if host == "" {
+		return ""
+	}
+	if port == "" {
+		switch scheme {
+		case "http":
+			port = "80"
+		case "https":
+			port = "443"
+		default:
+			return ""
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 func withToken(req *http.Request, at string, body io.ReadCloser) *http.Request {

@@ -62,7 +62,7 @@ func TestNotesBesideSessiond(t *testing.T) {
 	defer notes.Close()
 
 	// The user.
-	c := client.New(sessiond.URL, nil)
+	c := client.New(sessiond.URL, &client.Options{TokenOrigins: []string{notes.URL}})
 	if _, err := c.Signup(ctx, "notes@example.com", "correct horse battery staple"); err != nil {
 		t.Fatal(err)
 	}
