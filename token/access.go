@@ -83,6 +83,10 @@ func (i *Issuer) Sign(userID, sessionID string, now, notAfter time.Time) (token 
 	}
 	// Unix rounds down, so a sub-second expiry still bounds exp.
 	exp := min(now.Add(i.ttl).Unix(), notAfter.Unix())
+	if !time.Unix(exp, 0).After(now) {
+		// The session ends before a token could live a whole second.
+		return "", time.Time{}, &sessiond.Error{Code: sessiond.CodeSessionExpired, Message: "the session has expired"}
+	}
 	claims, err := json.Marshal(payload{
 		Iss: i.issuer, Aud: i.audience, Sub: userID, Sid: sessionID,
 		Iat: now.Unix(), Exp: exp, Jti: base64.RawURLEncoding.EncodeToString(jti[:]),

@@ -325,6 +325,12 @@ func TestSignNeverOutlivesSession(t *testing.T) {
 	if _, _, err := f.issuer.Sign(testUser, testSession, t0, time.Time{}); err == nil {
 		t.Fatal("got a token for a session without expiry, want an error")
 	}
+	// The session ends within the second it is now: exp would not be after
+	// now, and expires_in would be 0. The session is as good as over.
+	for _, left := range []time.Duration{800 * time.Millisecond, 0, -time.Minute} {
+		_, _, err := f.issuer.Sign(testUser, testSession, t0.Add(100*time.Millisecond), t0.Add(100*time.Millisecond+left))
+		wantCode(t, err, sessiond.CodeSessionExpired)
+	}
 }
 
 // TestVerifyAcceptsMediaType: RFC 9068 §4 lets typ be the full media type.
