@@ -203,22 +203,6 @@ func (db *DB) exec(ctx context.Context, sql string, args ...any) (pgconn.Command
 	return tag, err
 }
 
-// storeError turns an error that reached a store method's boundary into a
-// *sessiond.Error: domain outcomes pass through; every database failure
-// (connection refused or lost, timeout, cancellation, a transaction still
-// conflicting after retries) is CodeUnavailable, never a not-found or
-// token verdict that would make a client throw away a valid token.
-func storeError(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var e *sessiond.Error
-	if errors.As(err, &e) {
-		return e
-	}
-	return sessiond.Unavailable(op, err)
-}
-
 // nullTime maps the zero time to NULL, the schema's "not yet" for
 // rotated_at and retired_at.
 func nullTime(t time.Time) any {
