@@ -6,7 +6,8 @@
 // (CreateSession) and of refresh-token rotation (RefreshSession); the rules
 // themselves are the root package's (sessiond.Evictions,
 // sessiond.ClassifyRefresh), applied here inside transactions that lock the
-// rows they decide about. The schema is migrations/*.sql, applied by Migrate.
+// rows they decide about (login) or by statements that match only the row a
+// decision was made on (refresh). The schema is migrations/*.sql, applied by Migrate.
 // Package storetest is the proof that this store keeps the contract.
 package postgres
 

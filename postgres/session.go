@@ -142,7 +142,7 @@ const (
 		WHERE id = $1 AND generation = $2 AND refresh_hash = $3
 		RETURNING ` + sessionColumns
 
-	deleteIfUnchanged = `DELETE FROM sessions
+	deleteSessionIfUnchanged = `DELETE FROM sessions
 		WHERE id = $1 AND generation = $2 AND refresh_hash = $3 AND last_used_at = $4`
 )
 
@@ -266,7 +266,7 @@ func (db *DB) queryRow(ctx context.Context, sql string, args ...any) (*sessiond.
 // deleteIfUnchanged deletes s if the row is still as it was read, and
 // reports whether it did.
 func (db *DB) deleteIfUnchanged(ctx context.Context, s *sessiond.Session) (bool, error) {
-	tag, err := db.exec(ctx, deleteIfUnchanged, s.ID, int64(s.Generation), s.RefreshHash, s.LastUsedAt)
+	tag, err := db.exec(ctx, deleteSessionIfUnchanged, s.ID, int64(s.Generation), s.RefreshHash, s.LastUsedAt)
 	if err != nil {
 		return false, fmt.Errorf("delete session: %w", err)
 	}
