@@ -48,6 +48,13 @@ func Unavailable(op string, err error) *Error {
 	return &Error{Code: CodeUnavailable, Message: "the service is temporarily unavailable", Err: fmt.Errorf("%s: %w", op, err)}
 }
 
+// Internal wraps a failure that is a bug, not an outage: a permanent
+// database error such as a constraint or syntax error. Retrying cannot help,
+// so it is a 500, logged with its cause and shown as a generic problem.
+func Internal(op string, err error) *Error {
+	return &Error{Code: CodeInternal, Message: "internal error", Err: fmt.Errorf("%s: %w", op, err)}
+}
+
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)

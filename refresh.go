@@ -2,6 +2,7 @@ package sessiond
 
 import (
 	"crypto/subtle"
+	"fmt"
 	"time"
 )
 
@@ -27,7 +28,9 @@ import (
 //     a stolen old token cannot be walked forward to the current one.
 //
 // Package token implements the encoding and derivation; this file holds the
-// decision, which the stores apply inside their transactions.
+// decision. Stores make it on a row read with nothing locked, since the
+// ancestor walk may cost thousands of HMACs, and then apply it only if the
+// row is still the one they read.
 
 // RefreshAttempt is a presented refresh token, pre-digested by package token
 // so that stores never see the token itself.
@@ -65,9 +68,40 @@ func (v RefreshVerdict) String() string {
 	return [...]string{"invalid", "current", "grace", "reused", "expired"}[v]
 }
 
-// maxAncestorSteps bounds the work of recognising an ancestor: a token more
-// generations back than this is refused as invalid without deriving.
-const maxAncestorSteps = 1 << 16
+// AncestorWalkCeiling is the most derivation steps any ancestor check
+// performs, whatever the policy: the worst case of one request's work.
+const AncestorWalkCeiling = 1 << 16
+
+// Margins of MaxAncestorSteps over one refresh per access token: clients
+// refresh ahead of expiry, retry, and several tabs of one browser session
+// may each refresh on their own timer; and a short session still gets a
+// useful depth.
+const (
+	ancestorStepsFactor = 4
+	ancestorStepsSlack  = 64
+)
+
+// MaxAncestorSteps bounds the ancestor walk of ClassifyRefresh: a token
+// more generations behind its session than this is refused as invalid
+// without deriving anything. A session lives at most SessionTTL and a client
+// needs about one refresh per AccessTTL, so a real session's tokens are never
+// much further apart than SessionTTL/AccessTTL generations; the bound allows
+// ancestorStepsFactor times that plus ancestorStepsSlack, and never more
+// than AncestorWalkCeiling. Without an AccessTTL or SessionTTL it is the
+// ceiling.
+func (p Policy) MaxAncestorSteps() uint64 {
+	if p.AccessTTL <= 0 || p.SessionTTL <= 0 {
+		return AncestorWalkCeiling
+	}
+	perTTL := uint64(p.SessionTTL / p.AccessTTL)
+	if p.SessionTTL%p.AccessTTL != 0 {
+		perTTL++
+	}
+	if perTTL > AncestorWalkCeiling { // also keeps the product from overflowing
+		return AncestorWalkCeiling
+	}
+	return min(perTTL*ancestorStepsFactor+ancestorStepsSlack, AncestorWalkCeiling)
+}
 
 // ClassifyRefresh decides what a presents to s at now. All hash comparisons
 // are constant-time.
@@ -95,7 +129,7 @@ func ClassifyRefresh(s *Session, a *RefreshAttempt, now time.Time, p Policy) Ref
 		}
 	case a.Generation < s.Generation:
 		steps := s.Generation - a.Generation
-		if steps > maxAncestorSteps || a.IsAncestor == nil || !a.IsAncestor(steps, s.RefreshHash) {
+		if steps > p.MaxAncestorSteps() || a.IsAncestor == nil || !a.IsAncestor(steps, s.RefreshHash) {
 			return RefreshInvalid
 		}
 		v = RefreshReused
@@ -110,4 +144,30 @@ func ClassifyRefresh(s *Session, a *RefreshAttempt, now time.Time, p Policy) Ref
 
 func equalHash(a, b []byte) bool {
 	return len(a) > 0 && subtle.ConstantTimeCompare(a, b) == 1
+}
+
+// RefreshReuse is the cause wrapped in a CodeRefreshTokenReused error: which
+// session reuse detection ended, whose it was, and the generations involved,
+// so that the attack can be reported to (and about) the right account.
+type RefreshReuse struct {
+	UserID    string
+	SessionID string
+	// Presented is the generation of the reused token; Current the
+	// session's generation when it was ended.
+	Presented, Current uint64
+}
+
+func (r *RefreshReuse) Error() string {
+	return fmt.Sprintf("refresh token of generation %d reused; session %s of user %s (at generation %d) ended",
+		r.Presented, r.SessionID, r.UserID, r.Current)
+}
+
+// ErrRefreshReused is the error a store returns after ending s because a
+// was a reused token of it.
+func ErrRefreshReused(s *Session, a *RefreshAttempt) *Error {
+	return &Error{
+		Code:    CodeRefreshTokenReused,
+		Message: "the refresh token was already used; the session has been ended",
+		Err:     &RefreshReuse{UserID: s.UserID, SessionID: s.ID, Presented: a.Generation, Current: s.Generation},
+	}
 }

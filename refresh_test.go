@@ -2,6 +2,8 @@ package sessiond_test
 
 import (
 	"bytes"
+	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -75,5 +77,83 @@ func TestNewID(t *testing.T) {
 			t.Fatalf("duplicate id %q", id)
 		}
 		seen[id] = true
+	}
+}
+
+func TestMaxAncestorSteps(t *testing.T) {
+	tests := []struct {
+		name                  string
+		sessionTTL, accessTTL time.Duration
+		want                  uint64
+	}{
+		{"defaults: 2880 access tokens a session", 720 * time.Hour, 15 * time.Minute, 2880*4 + 64},
+		{"a partial last access token counts", time.Hour + time.Second, 15 * time.Minute, 5*4 + 64},
+		{"access as long as the session", time.Hour, time.Hour, 1*4 + 64},
+		{"short access tokens hit the ceiling", 720 * time.Hour, time.Second, sessiond.AncestorWalkCeiling},
+		{"just under the ceiling", 16368 * time.Minute, time.Minute, 16368*4 + 64},
+		{"just over it", 16369 * time.Minute, time.Minute, sessiond.AncestorWalkCeiling},
+		{"huge ratio does not overflow", 1 << 62, 1, sessiond.AncestorWalkCeiling},
+		{"no access TTL: the ceiling", 720 * time.Hour, 0, sessiond.AncestorWalkCeiling},
+		{"no session TTL: the ceiling", 0, 15 * time.Minute, sessiond.AncestorWalkCeiling},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := sessiond.Policy{SessionTTL: tt.sessionTTL, AccessTTL: tt.accessTTL}
+			if got := p.MaxAncestorSteps(); got != tt.want {
+				t.Errorf("got %d, want %d", got, tt.want)
+			}
+		})
+	}
+	if got, want := sessiond.DefaultPolicy().MaxAncestorSteps(), uint64(2880*4+64); got != want {
+		t.Errorf("DefaultPolicy: got %d, want %d", got, want)
+	}
+}
+
+func TestClassifyRefreshWalksNoFurtherThanTheBound(t *testing.T) {
+	p := sessiond.DefaultPolicy()
+	bound := p.MaxAncestorSteps()
+	now := t0.Add(time.Hour)
+	// A session refreshed far more often than once per access token.
+	s := &sessiond.Session{
+		ID: "s", Generation: 100_000, RefreshHash: []byte("current"), PrevHash: []byte("previous"),
+		RotatedAt: now.Add(-time.Hour), CreatedAt: t0, LastUsedAt: now.Add(-time.Second), ExpiresAt: t0.Add(p.SessionTTL),
+	}
+	tests := []struct {
+		name      string
+		gen       uint64
+		wantSteps []uint64 // the walks asked for
+		want      sessiond.RefreshVerdict
+	}{
+		{"at the bound: walked", s.Generation - bound, []uint64{bound}, sessiond.RefreshReused},
+		{"one beyond: refused without walking", s.Generation - bound - 1, nil, sessiond.RefreshInvalid},
+		{"generation 0: refused without walking", 0, nil, sessiond.RefreshInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var steps []uint64
+			a := &sessiond.RefreshAttempt{SessionID: "s", Generation: tt.gen, Hash: []byte("old"), NextHash: []byte("next"),
+				IsAncestor: func(n uint64, _ []byte) bool { steps = append(steps, n); return true }}
+			if got := sessiond.ClassifyRefresh(s, a, now, p); got != tt.want {
+				t.Errorf("verdict: got %v, want %v", got, tt.want)
+			}
+			if !slices.Equal(steps, tt.wantSteps) {
+				t.Errorf("walks: got %v, want %v", steps, tt.wantSteps)
+			}
+		})
+	}
+}
+
+func TestErrRefreshReusedNamesTheUser(t *testing.T) {
+	s := &sessiond.Session{ID: "s1", UserID: "u1", Generation: 7}
+	err := error(sessiond.ErrRefreshReused(s, &sessiond.RefreshAttempt{SessionID: "s1", Generation: 3}))
+	if got := sessiond.ErrorCode(err); got != sessiond.CodeRefreshTokenReused {
+		t.Errorf("code: got %q, want %q", got, sessiond.CodeRefreshTokenReused)
+	}
+	var r *sessiond.RefreshReuse
+	if !errors.As(err, &r) {
+		t.Fatalf("got %v, want it to wrap a *RefreshReuse", err)
+	}
+	if want := (sessiond.RefreshReuse{UserID: "u1", SessionID: "s1", Presented: 3, Current: 7}); *r != want {
+		t.Errorf("got %+v, want %+v", *r, want)
 	}
 }

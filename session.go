@@ -34,11 +34,15 @@ type Policy struct {
 	IdleTTL     time.Duration // lifetime since LastUsedAt
 	Rotate      bool          // rotate the refresh token on every refresh
 	ReuseGrace  time.Duration // how long a just-superseded token still works
+	// AccessTTL is the access-token lifetime. A client needs a refresh about
+	// once per access token, so it bounds how many generations a real
+	// session can advance in its lifetime (MaxAncestorSteps).
+	AccessTTL time.Duration
 }
 
 // DefaultPolicy is DESIGN.md's defaults.
 func DefaultPolicy() Policy {
-	return Policy{MaxSessions: 5, SessionTTL: 720 * time.Hour, IdleTTL: 168 * time.Hour, Rotate: true, ReuseGrace: 10 * time.Second}
+	return Policy{MaxSessions: 5, SessionTTL: 720 * time.Hour, IdleTTL: 168 * time.Hour, Rotate: true, ReuseGrace: 10 * time.Second, AccessTTL: 15 * time.Minute}
 }
 
 // IdleCutoff is the LastUsedAt at or before which a session is idle-expired at now.
@@ -112,18 +116,21 @@ type SessionStore interface {
 	// the ids of the evicted live sessions. CodeNotFound if the user is gone.
 	CreateSession(ctx context.Context, s *Session, now time.Time, p Policy) (evicted []string, err error)
 
-	// RefreshSession applies a refresh attempt (see ClassifyRefresh) in one
-	// transaction and returns the session as it now is. On a current token it
+	// RefreshSession applies a refresh attempt (see ClassifyRefresh)
+	// atomically and returns the session as it now is. On a current token it
 	// stamps LastUsedAt with now and, when p.Rotate, advances the token to
-	// a.NextHash; inside the grace window it stamps LastUsedAt only.
+	// a.NextHash; inside the grace window it stamps LastUsedAt only. The
+	// ancestor walk of ClassifyRefresh runs with no lock or transaction
+	// held; the verdict is applied only to the row it was made on.
 	// Codes: CodeInvalidRefreshToken, CodeSessionExpired (the session is
-	// deleted), CodeRefreshTokenReused (the session is deleted).
+	// deleted), CodeRefreshTokenReused (the session is deleted; the error
+	// wraps a *RefreshReuse naming the session's user).
 	RefreshSession(ctx context.Context, a *RefreshAttempt, now time.Time, p Policy) (*Session, error)
 
 	// EndSessionByRefresh deletes the session a refresh token belongs to, as
 	// long as the token is of that session's chain (current, superseded or an
-	// ancestor). CodeInvalidRefreshToken otherwise.
-	EndSessionByRefresh(ctx context.Context, a *RefreshAttempt) error
+	// ancestor within p.MaxAncestorSteps). CodeInvalidRefreshToken otherwise.
+	EndSessionByRefresh(ctx context.Context, a *RefreshAttempt, p Policy) error
 
 	// LiveSession returns the user's session id if it is live at now.
 	// CodeNotFound if it does not exist, belongs to another user or expired.

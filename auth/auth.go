@@ -9,6 +9,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/mail"
 	"strings"
@@ -232,10 +233,16 @@ func (s *Service) Refresh(ctx context.Context, rt string) (*sessiond.Tokens, err
 	now := s.now()
 	sess, err := s.store.RefreshSession(ctx, a, now, s.policy)
 	if err != nil {
-		if code := sessiond.ErrorCode(err); code == sessiond.CodeRefreshTokenReused {
+		if sessiond.ErrorCode(err) == sessiond.CodeRefreshTokenReused {
 			s.events.RefreshReuseDetected()
-			s.logger.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse: session ended",
-				slog.String("session_id", a.SessionID), slog.Uint64("generation", a.Generation))
+			// Whose session it was is what lets an operator tell the
+			// account's owner that their token was stolen.
+			attrs := []slog.Attr{slog.String("session_id", a.SessionID), slog.Uint64("generation", a.Generation)}
+			var reuse *sessiond.RefreshReuse
+			if errors.As(err, &reuse) {
+				attrs = append(attrs, slog.String("user_id", reuse.UserID), slog.Uint64("current_generation", reuse.Current))
+			}
+			s.logger.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse: session ended", attrs...)
 		}
 		return nil, err
 	}
@@ -270,7 +277,7 @@ func (s *Service) LogoutRefresh(ctx context.Context, rt string) error {
 	if err != nil {
 		return err
 	}
-	return s.store.EndSessionByRefresh(ctx, a)
+	return s.store.EndSessionByRefresh(ctx, a, s.policy)
 }
 
 // Authenticate verifies an access token offline, then checks that its

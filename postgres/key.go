@@ -61,6 +61,8 @@ const (
 	lockKeyRotation = `SELECT pg_advisory_xact_lock($1)`
 
 	retireCurrentKey = `UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL`
+
+	kidTaken = `SELECT EXISTS (SELECT 1 FROM signing_keys WHERE kid = $1)`
 )
 
 // keyRotationLockID names the advisory lock of lockKeyRotation; any constant
@@ -89,8 +91,17 @@ func rotateKey(ctx context.Context, tx pgx.Tx, k *sessiond.SigningKey, now time.
 		return fmt.Errorf("insert signing key: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		// The kid is taken (or an EnsureCurrentKey slipped in between):
-		// roll back rather than leave no key or the wrong one current.
+		// Roll back rather than leave no key or the wrong one current. A
+		// taken kid is the caller's bug (internal, as SQLite's primary-key
+		// violation is); otherwise an EnsureCurrentKey on an empty table
+		// won the one-current-key index, and trying again will succeed.
+		var taken bool
+		if err := tx.QueryRow(ctx, kidTaken, k.ID).Scan(&taken); err != nil {
+			return fmt.Errorf("look up signing key: %w", err)
+		}
+		if taken {
+			return sessiond.Internal("insert signing key", fmt.Errorf("kid %q already exists", k.ID))
+		}
 		return fmt.Errorf("insert signing key %q: conflicts with an existing key", k.ID)
 	}
 	return nil

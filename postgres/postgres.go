@@ -6,7 +6,8 @@
 // (CreateSession) and of refresh-token rotation (RefreshSession); the rules
 // themselves are the root package's (sessiond.Evictions,
 // sessiond.ClassifyRefresh), applied here inside transactions that lock the
-// rows they decide about. The schema is migrations/*.sql, applied by Migrate.
+// rows they decide about (login) or by statements that match only the row a
+// decision was made on (refresh). The schema is migrations/*.sql, applied by Migrate.
 // Package storetest is the proof that this store keeps the contract.
 package postgres
 
@@ -201,22 +202,6 @@ func (db *DB) exec(ctx context.Context, sql string, args ...any) (pgconn.Command
 		return err
 	})
 	return tag, err
-}
-
-// storeError turns an error that reached a store method's boundary into a
-// *sessiond.Error: domain outcomes pass through; every database failure
-// (connection refused or lost, timeout, cancellation, a transaction still
-// conflicting after retries) is CodeUnavailable, never a not-found or
-// token verdict that would make a client throw away a valid token.
-func storeError(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var e *sessiond.Error
-	if errors.As(err, &e) {
-		return e
-	}
-	return sessiond.Unavailable(op, err)
 }
 
 // nullTime maps the zero time to NULL, the schema's "not yet" for

@@ -259,7 +259,7 @@ func TestRetry(t *testing.T) {
 		{"deadlock then success", []string{"40P01"}, 2, ""},
 		{"serialization failures then success", []string{"40001", "40001"}, 3, ""},
 		{"gives up after three attempts", []string{"40001", "40P01", "40001", "40001"}, 3, sessiond.CodeUnavailable},
-		{"other errors are not retried", []string{"23505"}, 1, sessiond.CodeUnavailable},
+		{"other errors are not retried", []string{"23505"}, 1, sessiond.CodeInternal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -121,29 +121,49 @@ const (
 		RETURNING ` + sessionColumns
 )
 
-// The slow path, for everything else, deciding with the row locked.
+// The slow path, for everything else. The session is read without a lock
+// and classified with nothing held; the statements that apply the verdict
+// then act only on the row the verdict was made on: the same generation and
+// current hash and, for a deletion, the same last use (a concurrent refresh
+// may have revived an idle session). When another request changed the row
+// in between they match nothing, and the attempt is decided again.
+// $1 session id, $2 generation, $3 current hash as read.
 const (
-	lockSession = `SELECT ` + sessionColumns + ` FROM sessions WHERE id = $1 FOR UPDATE`
+	sessionByID = `SELECT ` + sessionColumns + ` FROM sessions WHERE id = $1`
 
-	rotateSession = `UPDATE sessions
-		SET refresh_hash = $2, prev_hash = refresh_hash, generation = generation + 1, rotated_at = $3, last_used_at = $3
-		WHERE id = $1
+	rotateIfUnchanged = `UPDATE sessions
+		SET refresh_hash = $4, prev_hash = refresh_hash, generation = generation + 1, rotated_at = $5, last_used_at = $5
+		WHERE id = $1 AND generation = $2 AND refresh_hash = $3
 		RETURNING ` + sessionColumns
 
-	// stampSession never moves last_used_at back: a grace-window twin may
-	// carry an instant a little older than the rotation it follows.
-	stampSession = `UPDATE sessions SET last_used_at = GREATEST(last_used_at, $2) WHERE id = $1 RETURNING ` + sessionColumns
+	// stampIfUnchanged never moves last_used_at back: a grace-window twin
+	// may carry an instant a little older than the rotation it follows.
+	stampIfUnchanged = `UPDATE sessions SET last_used_at = GREATEST(last_used_at, $4)
+		WHERE id = $1 AND generation = $2 AND refresh_hash = $3
+		RETURNING ` + sessionColumns
 
-	deleteSessionByID = `DELETE FROM sessions WHERE id = $1`
+	deleteSessionIfUnchanged = `DELETE FROM sessions
+		WHERE id = $1 AND generation = $2 AND refresh_hash = $3 AND last_used_at = $4`
 )
+
+// decideAttempts bounds how often one refresh or logout is decided again
+// because its session changed between the read and the write. Only requests
+// for that same session can change it, so a legitimate race settles in two.
+const decideAttempts = 3
+
+// errKeptChanging is the cause when decideAttempts ran out.
+var errKeptChanging = errors.New("the session changed on every attempt")
 
 // RefreshSession applies a refresh attempt (sessiond.ClassifyRefresh) and
 // returns the session as it now is. A current token of a live session is
 // handled by one UPDATE ... RETURNING, one round trip without an explicit
-// transaction; any other token (a twin request inside the grace window, a
-// reused, expired or invalid one) is classified in a transaction with the
-// session row locked. Codes: CodeInvalidRefreshToken, CodeSessionExpired and
-// CodeRefreshTokenReused (both after deleting the session).
+// transaction. Any other token (a twin request inside the grace window, a
+// reused, expired or invalid one) is classified on the row read without a
+// lock, holding neither a row lock nor a transaction while the ancestor
+// walk derives up to p.MaxAncestorSteps HMACs; one statement then applies
+// the verdict if the row is unchanged. Codes: CodeInvalidRefreshToken,
+// CodeSessionExpired and CodeRefreshTokenReused (both after deleting the
+// session).
 func (db *DB) RefreshSession(ctx context.Context, a *sessiond.RefreshAttempt, now time.Time, p sessiond.Policy) (*sessiond.Session, error) {
 	ctx, cancel := db.withTimeout(ctx)
 	defer cancel()
@@ -154,19 +174,16 @@ func (db *DB) RefreshSession(ctx context.Context, a *sessiond.RefreshAttempt, no
 	if s != nil {
 		return s, nil
 	}
-	var verdictErr error
-	err = db.inTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		s, verdictErr, err = refreshSlow(ctx, tx, a, now, p)
-		return err
-	})
-	if err != nil {
-		return nil, storeError("refresh session", err)
+	for range decideAttempts {
+		s, done, err := db.refreshSlow(ctx, a, now, p)
+		if err != nil {
+			return nil, storeError("refresh session", err)
+		}
+		if done {
+			return s, nil
+		}
 	}
-	if verdictErr != nil {
-		return nil, verdictErr
-	}
-	return s, nil
+	return nil, sessiond.Unavailable("refresh session", errKeptChanging)
 }
 
 // refreshFast returns the refreshed session, or nil if the token is not the
@@ -181,103 +198,111 @@ func (db *DB) refreshFast(ctx context.Context, a *sessiond.RefreshAttempt, now t
 	if p.Rotate {
 		query, args = refreshRotate, append(args, a.NextHash)
 	}
-	var s *sessiond.Session
-	err := retry(ctx, func() error {
-		var err error
-		s, err = scanSession(db.pool.QueryRow(ctx, query, args...))
-		return err
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
+	s, err := db.queryRow(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("refresh current session: %w", err)
 	}
 	return s, nil
 }
 
-// refreshSlow classifies a with the session locked and acts on the verdict.
-// A refused token is reported in verdict, not err, so that the transaction
-// still commits the deletion that a reused or expired token causes.
-func refreshSlow(ctx context.Context, tx pgx.Tx, a *sessiond.RefreshAttempt, now time.Time, p sessiond.Policy) (s *sessiond.Session, verdict, err error) {
-	s, err = scanSession(tx.QueryRow(ctx, lockSession, a.SessionID))
-	if errors.Is(err, pgx.ErrNoRows) {
-		s = nil
-	} else if err != nil {
-		return nil, nil, fmt.Errorf("lock session: %w", err)
+// refreshSlow reads the session, classifies a with nothing held, and
+// applies the verdict if the row is still as read. done is false when it
+// was not: decide again. A refused token is an error (a *sessiond.Error).
+func (db *DB) refreshSlow(ctx context.Context, a *sessiond.RefreshAttempt, now time.Time, p sessiond.Policy) (out *sessiond.Session, done bool, err error) {
+	s, err := db.queryRow(ctx, sessionByID, a.SessionID)
+	if err != nil {
+		return nil, false, fmt.Errorf("select session: %w", err)
 	}
-	switch sessiond.ClassifyRefresh(s, a, now, p) {
+	switch v := sessiond.ClassifyRefresh(s, a, now, p); v {
 	case sessiond.RefreshCurrent:
 		// The fast path missed a current token: it raced with another
 		// change of the row. Do what it would have done.
 		if p.Rotate {
-			s, err = scanSession(tx.QueryRow(ctx, rotateSession, s.ID, a.NextHash, now))
+			out, err = db.queryRow(ctx, rotateIfUnchanged, s.ID, int64(s.Generation), s.RefreshHash, a.NextHash, now)
 		} else {
-			s, err = scanSession(tx.QueryRow(ctx, stampSession, s.ID, now))
+			out, err = db.queryRow(ctx, stampIfUnchanged, s.ID, int64(s.Generation), s.RefreshHash, now)
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("refresh session: %w", err)
+			return nil, false, fmt.Errorf("refresh session: %w", err)
 		}
-		return s, nil, nil
+		return out, out != nil, nil
 	case sessiond.RefreshGrace:
 		// A twin of the request that rotated: it gets the same, current
 		// generation, and the session is not rotated again.
-		s, err = scanSession(tx.QueryRow(ctx, stampSession, s.ID, now))
+		out, err = db.queryRow(ctx, stampIfUnchanged, s.ID, int64(s.Generation), s.RefreshHash, now)
 		if err != nil {
-			return nil, nil, fmt.Errorf("stamp session: %w", err)
+			return nil, false, fmt.Errorf("stamp session: %w", err)
 		}
-		return s, nil, nil
-	case sessiond.RefreshReused:
-		if _, err := tx.Exec(ctx, deleteSessionByID, s.ID); err != nil {
-			return nil, nil, fmt.Errorf("delete reused session: %w", err)
+		return out, out != nil, nil
+	case sessiond.RefreshReused, sessiond.RefreshExpired:
+		deleted, err := db.deleteIfUnchanged(ctx, s)
+		if err != nil || !deleted {
+			return nil, false, err
 		}
-		return nil, sessiond.Errorf(sessiond.CodeRefreshTokenReused, "the refresh token was already used; the session has been ended"), nil
-	case sessiond.RefreshExpired:
-		if _, err := tx.Exec(ctx, deleteSessionByID, s.ID); err != nil {
-			return nil, nil, fmt.Errorf("delete expired session: %w", err)
+		if v == sessiond.RefreshReused {
+			return nil, true, sessiond.ErrRefreshReused(s, a)
 		}
-		return nil, sessiond.Errorf(sessiond.CodeSessionExpired, "the session has expired"), nil
+		return nil, true, sessiond.Errorf(sessiond.CodeSessionExpired, "the session has expired")
 	default:
-		return nil, sessiond.Errorf(sessiond.CodeInvalidRefreshToken, "the refresh token is not valid"), nil
+		return nil, true, sessiond.Errorf(sessiond.CodeInvalidRefreshToken, "the refresh token is not valid")
 	}
+}
+
+// queryRow runs one statement returning sessionColumns outside a
+// transaction, retried like exec; nil if it matched no row.
+func (db *DB) queryRow(ctx context.Context, sql string, args ...any) (*sessiond.Session, error) {
+	var s *sessiond.Session
+	err := retry(ctx, func() error {
+		var err error
+		s, err = scanSession(db.pool.QueryRow(ctx, sql, args...))
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return s, err
+}
+
+// deleteIfUnchanged deletes s if the row is still as it was read, and
+// reports whether it did.
+func (db *DB) deleteIfUnchanged(ctx context.Context, s *sessiond.Session) (bool, error) {
+	tag, err := db.exec(ctx, deleteSessionIfUnchanged, s.ID, int64(s.Generation), s.RefreshHash, s.LastUsedAt)
+	if err != nil {
+		return false, fmt.Errorf("delete session: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // EndSessionByRefresh deletes the session a refresh token belongs to, as long
 // as the token is of that session's chain (current, superseded or an
-// ancestor, expired or not). CodeInvalidRefreshToken otherwise, deleting
-// nothing, so that a token that merely names a session id cannot end it.
-func (db *DB) EndSessionByRefresh(ctx context.Context, a *sessiond.RefreshAttempt) error {
+// ancestor within p.MaxAncestorSteps, expired or not).
+// CodeInvalidRefreshToken otherwise, deleting nothing, so that a token that
+// merely names a session id cannot end it. As in RefreshSession, the walk
+// runs with nothing held.
+func (db *DB) EndSessionByRefresh(ctx context.Context, a *sessiond.RefreshAttempt, p sessiond.Policy) error {
 	ctx, cancel := db.withTimeout(ctx)
 	defer cancel()
-	var verdict error
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		verdict, err = endSessionByRefresh(ctx, tx, a)
-		return err
-	})
-	if err != nil {
-		return storeError("end session", err)
+	for range decideAttempts {
+		s, err := db.queryRow(ctx, sessionByID, a.SessionID)
+		if err != nil {
+			return storeError("end session", fmt.Errorf("select session: %w", err))
+		}
+		// Whatever the instant, ClassifyRefresh answers RefreshInvalid
+		// exactly when a is not of s's chain (within p's walk); every other
+		// verdict only says what to do with a token of it, and a logout
+		// ends the session anyway.
+		if s == nil || sessiond.ClassifyRefresh(s, a, s.CreatedAt, p) == sessiond.RefreshInvalid {
+			return sessiond.Errorf(sessiond.CodeInvalidRefreshToken, "the refresh token is not valid")
+		}
+		deleted, err := db.deleteIfUnchanged(ctx, s)
+		if err != nil {
+			return storeError("end session", err)
+		}
+		if deleted {
+			return nil
+		}
 	}
-	return verdict
-}
-
-func endSessionByRefresh(ctx context.Context, tx pgx.Tx, a *sessiond.RefreshAttempt) (verdict, err error) {
-	s, err := scanSession(tx.QueryRow(ctx, lockSession, a.SessionID))
-	if errors.Is(err, pgx.ErrNoRows) {
-		s = nil
-	} else if err != nil {
-		return nil, fmt.Errorf("lock session: %w", err)
-	}
-	// Whatever the time and policy, ClassifyRefresh answers RefreshInvalid
-	// exactly when a is not of s's chain; every other verdict only says
-	// what to do with a token of it, and a logout ends the session anyway.
-	if sessiond.ClassifyRefresh(s, a, time.Time{}, sessiond.Policy{}) == sessiond.RefreshInvalid {
-		return sessiond.Errorf(sessiond.CodeInvalidRefreshToken, "the refresh token is not valid"), nil
-	}
-	if _, err := tx.Exec(ctx, deleteSessionByID, s.ID); err != nil {
-		return nil, fmt.Errorf("delete session: %w", err)
-	}
-	return nil, nil
+	return sessiond.Unavailable("end session", errKeptChanging)
 }
 
 // liveCondition keeps the sessions live at $2 (now) with idle cutoff $3; it

@@ -39,16 +39,16 @@ func (db *DB) RecordLoginFailure(ctx context.Context, keys []string, now time.Ti
 	// behind other writes rather than fail on a lock upgrade.
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return sessiond.Unavailable("record login failure", err)
+		return storeError("record login failure", err)
 	}
 	defer tx.Rollback()
 	for _, key := range distinct(keys) {
 		if _, err := tx.ExecContext(ctx, recordLoginFailure, key, micros(now), micros(cutoff)); err != nil {
-			return sessiond.Unavailable("record login failure", fmt.Errorf("upsert login failure: %w", err))
+			return storeError("record login failure", fmt.Errorf("upsert login failure: %w", err))
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return sessiond.Unavailable("record login failure", fmt.Errorf("commit: %w", err))
+		return storeError("record login failure", fmt.Errorf("commit: %w", err))
 	}
 	return nil
 }
@@ -81,7 +81,7 @@ func (db *DB) LoginFailures(ctx context.Context, keys []string, now time.Time, w
 	defer cancel()
 	rows, err := db.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, sessiond.Unavailable("get login failures", err)
+		return nil, storeError("get login failures", err)
 	}
 	defer rows.Close()
 	found := make(map[string]sessiond.LoginFailures, len(uniq))
@@ -91,13 +91,13 @@ func (db *DB) LoginFailures(ctx context.Context, keys []string, now time.Time, w
 			start int64
 		)
 		if err := rows.Scan(&f.Key, &f.Count, &start); err != nil {
-			return nil, sessiond.Unavailable("get login failures", err)
+			return nil, storeError("get login failures", err)
 		}
 		f.WindowStart = fromMicros(start)
 		found[f.Key] = f
 	}
 	if err := rows.Err(); err != nil {
-		return nil, sessiond.Unavailable("get login failures", err)
+		return nil, storeError("get login failures", err)
 	}
 	for i, key := range keys {
 		if f, ok := found[key]; ok {
@@ -114,7 +114,7 @@ func (db *DB) ClearLoginFailures(ctx context.Context, key string) error {
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
 	if _, err := db.w.ExecContext(ctx, clearLoginFailures, key); err != nil {
-		return sessiond.Unavailable("clear login failures", err)
+		return storeError("clear login failures", err)
 	}
 	return nil
 }
@@ -135,11 +135,11 @@ func (db *DB) DeleteStaleLoginFailures(ctx context.Context, now time.Time, windo
 	defer cancel()
 	res, err := db.w.ExecContext(ctx, deleteStaleLoginFailures, micros(sessiond.Now(now).Add(-window)), limit)
 	if err != nil {
-		return 0, sessiond.Unavailable("delete stale login failures", err)
+		return 0, storeError("delete stale login failures", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, sessiond.Unavailable("delete stale login failures", err)
+		return 0, storeError("delete stale login failures", err)
 	}
 	return int(n), nil
 }

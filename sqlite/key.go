@@ -42,19 +42,19 @@ func (db *DB) EnsureCurrentKey(ctx context.Context, k *sessiond.SigningKey) (*se
 	defer cancel()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, sessiond.Unavailable("ensure current key", err)
+		return nil, storeError("ensure current key", err)
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, insertCurrentKeyIfNone, k.ID, k.Algorithm, k.PrivateKey, k.PublicKey, micros(k.CreatedAt)); err != nil {
-		return nil, sessiond.Unavailable("ensure current key", fmt.Errorf("insert key: %w", err))
+		return nil, storeError("ensure current key", fmt.Errorf("insert key: %w", err))
 	}
 	cur, err := scanKey(tx.QueryRowContext(ctx, currentKey))
 	if err != nil {
 		// ErrNoRows included: after the insert there must be a current key.
-		return nil, sessiond.Unavailable("ensure current key", fmt.Errorf("select current key: %w", err))
+		return nil, storeError("ensure current key", fmt.Errorf("select current key: %w", err))
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, sessiond.Unavailable("ensure current key", fmt.Errorf("commit: %w", err))
+		return nil, storeError("ensure current key", fmt.Errorf("commit: %w", err))
 	}
 	return cur, nil
 }
@@ -72,22 +72,20 @@ func (db *DB) RotateKey(ctx context.Context, k *sessiond.SigningKey, now time.Ti
 	defer cancel()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return sessiond.Unavailable("rotate key", err)
+		return storeError("rotate key", err)
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, retireCurrentKey, micros(now)); err != nil {
-		return sessiond.Unavailable("rotate key", fmt.Errorf("retire key: %w", err))
+		return storeError("rotate key", fmt.Errorf("retire key: %w", err))
 	}
+	// A reused kid violates the primary key: the caller's bug, which
+	// storeError reports as internal, not as an outage.
 	_, err = tx.ExecContext(ctx, insertKey, k.ID, k.Algorithm, k.PrivateKey, k.PublicKey, micros(k.CreatedAt))
-	if isUniqueViolation(err) {
-		// A reused kid is the caller's bug, not an outage.
-		return fmt.Errorf("rotate key: kid %q already exists: %w", k.ID, err)
-	}
 	if err != nil {
-		return sessiond.Unavailable("rotate key", fmt.Errorf("insert key: %w", err))
+		return storeError("rotate key", fmt.Errorf("insert key: %w", err))
 	}
 	if err := tx.Commit(); err != nil {
-		return sessiond.Unavailable("rotate key", fmt.Errorf("commit: %w", err))
+		return storeError("rotate key", fmt.Errorf("commit: %w", err))
 	}
 	return nil
 }
@@ -100,19 +98,19 @@ func (db *DB) ListKeys(ctx context.Context) ([]sessiond.SigningKey, error) {
 	defer cancel()
 	rows, err := db.r.QueryContext(ctx, listKeys)
 	if err != nil {
-		return nil, sessiond.Unavailable("list keys", err)
+		return nil, storeError("list keys", err)
 	}
 	defer rows.Close()
 	var out []sessiond.SigningKey
 	for rows.Next() {
 		k, err := scanKey(rows)
 		if err != nil {
-			return nil, sessiond.Unavailable("list keys", err)
+			return nil, storeError("list keys", err)
 		}
 		out = append(out, *k)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, sessiond.Unavailable("list keys", err)
+		return nil, storeError("list keys", err)
 	}
 	return out, nil
 }
@@ -131,19 +129,19 @@ func (db *DB) EnsureSecret(ctx context.Context, name string, value []byte) ([]by
 	defer cancel()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, sessiond.Unavailable("ensure secret", err)
+		return nil, storeError("ensure secret", err)
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, insertSecretIfNone, name, value, micros(sessiond.SystemClock())); err != nil {
-		return nil, sessiond.Unavailable("ensure secret", fmt.Errorf("insert secret: %w", err))
+		return nil, storeError("ensure secret", fmt.Errorf("insert secret: %w", err))
 	}
 	var stored []byte
 	err = tx.QueryRowContext(ctx, secretByName, name).Scan(&stored)
 	if err != nil { // ErrNoRows included: the row was just ensured
-		return nil, sessiond.Unavailable("ensure secret", fmt.Errorf("select secret: %w", err))
+		return nil, storeError("ensure secret", fmt.Errorf("select secret: %w", err))
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, sessiond.Unavailable("ensure secret", fmt.Errorf("commit: %w", err))
+		return nil, storeError("ensure secret", fmt.Errorf("commit: %w", err))
 	}
 	return stored, nil
 }

@@ -54,7 +54,7 @@ func (db *DB) CreateSession(ctx context.Context, s *sessiond.Session, now time.T
 	defer cancel()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, sessiond.Unavailable("create session", err)
+		return nil, storeError("create session", err)
 	}
 	defer tx.Rollback()
 
@@ -64,23 +64,23 @@ func (db *DB) CreateSession(ctx context.Context, s *sessiond.Session, now time.T
 		return nil, sessiond.Errorf(sessiond.CodeNotFound, "user not found")
 	}
 	if err != nil {
-		return nil, sessiond.Unavailable("create session", fmt.Errorf("lock user: %w", err))
+		return nil, storeError("create session", fmt.Errorf("lock user: %w", err))
 	}
 	existing, err := sessionsForEviction(ctx, tx, s.UserID)
 	if err != nil {
-		return nil, sessiond.Unavailable("create session", err)
+		return nil, storeError("create session", err)
 	}
 	expired, evicted := sessiond.Evictions(existing, now, p)
 	for _, id := range append(expired, evicted...) {
 		if _, err := tx.ExecContext(ctx, deleteSessionByID, id); err != nil {
-			return nil, sessiond.Unavailable("create session", fmt.Errorf("delete session: %w", err))
+			return nil, storeError("create session", fmt.Errorf("delete session: %w", err))
 		}
 	}
 	if err := insertSessionRow(ctx, tx, s); err != nil {
-		return nil, sessiond.Unavailable("create session", err)
+		return nil, storeError("create session", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, sessiond.Unavailable("create session", fmt.Errorf("commit: %w", err))
+		return nil, storeError("create session", fmt.Errorf("commit: %w", err))
 	}
 	return evicted, nil
 }
@@ -135,20 +135,40 @@ RETURNING ` + sessionColumns
 
 	sessionByID = `SELECT ` + sessionColumns + ` FROM sessions WHERE id = ?`
 
-	rotateSessionByID = `UPDATE sessions
+	// The statements that apply a verdict act only on the row the verdict
+	// was made on: the same generation and current hash and, for a
+	// deletion, the same last use (a concurrent refresh may have revived an
+	// idle session). When another request changed the row in between they
+	// match nothing, and the attempt is decided again on the new row.
+	rotateIfUnchanged = `UPDATE sessions
 SET refresh_hash = ?, prev_hash = refresh_hash, generation = generation + 1, rotated_at = ?, last_used_at = ?
-WHERE id = ?
+WHERE id = ? AND generation = ? AND refresh_hash = ?
 RETURNING ` + sessionColumns
 
-	// stampSessionByID never moves last_used_at back: a grace-window twin
+	// stampIfUnchanged never moves last_used_at back: a grace-window twin
 	// may carry an instant a little older than the rotation it follows.
-	stampSessionByID = `UPDATE sessions SET last_used_at = MAX(last_used_at, ?) WHERE id = ? RETURNING ` + sessionColumns
+	stampIfUnchanged = `UPDATE sessions SET last_used_at = MAX(last_used_at, ?)
+WHERE id = ? AND generation = ? AND refresh_hash = ?
+RETURNING ` + sessionColumns
+
+	deleteSessionIfUnchanged = `DELETE FROM sessions WHERE id = ? AND generation = ? AND refresh_hash = ? AND last_used_at = ?`
 )
 
+// decideAttempts bounds how often one refresh or logout is decided again
+// because its session changed between the read and the write. Only requests
+// for that same session can change it, so a legitimate race settles in two.
+const decideAttempts = 3
+
+// errKeptChanging is the cause when decideAttempts ran out.
+var errKeptChanging = errors.New("the session changed on every attempt")
+
 // RefreshSession applies a refresh attempt. The common case, the current
-// token of a live session, is one UPDATE ... RETURNING on the writer; only
-// when that matches no row does it open a transaction to find out why
-// (sessiond.ClassifyRefresh) and act on the verdict.
+// token of a live session, is one UPDATE ... RETURNING on the writer. Only
+// when that matches no row is the session read, from the read pool, and
+// classified (sessiond.ClassifyRefresh) with nothing held: the ancestor walk
+// of an old or forged token costs up to p.MaxAncestorSteps HMACs, and the
+// single writer must not wait for them. The verdict is then applied by one
+// statement that matches only the row as read.
 func (db *DB) RefreshSession(ctx context.Context, a *sessiond.RefreshAttempt, now time.Time, p sessiond.Policy) (*sessiond.Session, error) {
 	// No stored generation exceeds MaxInt64; refusing here also keeps a
 	// client-chosen number from reaching the driver, which rejects it.
@@ -164,71 +184,98 @@ func (db *DB) RefreshSession(ctx context.Context, a *sessiond.RefreshAttempt, no
 		query = refreshRotate
 		args = append([]any{nullBytes(a.NextHash), a.Hash, micros(now)}, args...)
 	}
-	st, err := db.wstmts.on(ctx, db.w, query)
+	s, err := db.writeRow(ctx, query, args...)
 	if err != nil {
-		return nil, sessiond.Unavailable("refresh session", err)
+		return nil, storeError("refresh session", err)
 	}
-	s, err := scanSession(st.QueryRowContext(ctx, args...))
-	if err == nil {
+	if s != nil {
 		return s, nil
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return nil, sessiond.Unavailable("refresh session", err)
+	for range decideAttempts {
+		s, err := db.readSession(ctx, a.SessionID)
+		if err != nil {
+			return nil, storeError("refresh session", err)
+		}
+		var out *sessiond.Session
+		switch v := sessiond.ClassifyRefresh(s, a, now, p); v {
+		case sessiond.RefreshCurrent:
+			// The fast path raced with another change of the row.
+			if p.Rotate {
+				out, err = db.writeRow(ctx, rotateIfUnchanged, nullBytes(a.NextHash), micros(now), micros(now), s.ID, int64(s.Generation), s.RefreshHash)
+			} else {
+				out, err = db.writeRow(ctx, stampIfUnchanged, micros(now), s.ID, int64(s.Generation), s.RefreshHash)
+			}
+		case sessiond.RefreshGrace:
+			// The twin of a request that already rotated: same generation,
+			// so both end up holding the one current token.
+			out, err = db.writeRow(ctx, stampIfUnchanged, micros(now), s.ID, int64(s.Generation), s.RefreshHash)
+		case sessiond.RefreshReused, sessiond.RefreshExpired:
+			var deleted bool
+			deleted, err = db.deleteIfUnchanged(ctx, s)
+			if err == nil && deleted {
+				if v == sessiond.RefreshReused {
+					return nil, sessiond.ErrRefreshReused(s, a)
+				}
+				return nil, sessiond.Errorf(sessiond.CodeSessionExpired, "session has expired")
+			}
+		default:
+			return nil, invalidRefreshToken()
+		}
+		if err != nil {
+			return nil, storeError("refresh session", err)
+		}
+		if out != nil {
+			return out, nil
+		}
 	}
-	return db.refreshSlow(ctx, a, now, p)
+	return nil, sessiond.Unavailable("refresh session", errKeptChanging)
 }
 
-// refreshSlow decides a refresh the fast path did not match, inside a write
-// transaction so that the verdict and its effect see the same row.
-func (db *DB) refreshSlow(ctx context.Context, a *sessiond.RefreshAttempt, now time.Time, p sessiond.Policy) (*sessiond.Session, error) {
-	tx, err := db.w.BeginTx(ctx, nil)
+// readSession reads a session from the read pool, outside any transaction;
+// nil if there is none.
+func (db *DB) readSession(ctx context.Context, id string) (*sessiond.Session, error) {
+	st, err := db.rstmts.on(ctx, db.r, sessionByID)
 	if err != nil {
-		return nil, sessiond.Unavailable("refresh session", err)
+		return nil, err
 	}
-	defer tx.Rollback()
-
-	s, err := scanSession(tx.QueryRowContext(ctx, sessionByID, a.SessionID))
+	s, err := scanSession(st.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, invalidRefreshToken()
+		return nil, nil
 	}
 	if err != nil {
-		return nil, sessiond.Unavailable("refresh session", fmt.Errorf("select session: %w", err))
+		return nil, fmt.Errorf("select session: %w", err)
 	}
+	return s, nil
+}
 
-	var (
-		out    *sessiond.Session
-		result error
-	)
-	switch v := sessiond.ClassifyRefresh(s, a, now, p); v {
-	case sessiond.RefreshCurrent:
-		if p.Rotate {
-			out, err = scanSession(tx.QueryRowContext(ctx, rotateSessionByID, nullBytes(a.NextHash), micros(now), micros(now), s.ID))
-		} else {
-			out, err = scanSession(tx.QueryRowContext(ctx, stampSessionByID, micros(now), s.ID))
-		}
-	case sessiond.RefreshGrace:
-		// The twin of a request that already rotated: same generation, so
-		// both end up holding the one current token.
-		out, err = scanSession(tx.QueryRowContext(ctx, stampSessionByID, micros(now), s.ID))
-	case sessiond.RefreshReused:
-		_, err = tx.ExecContext(ctx, deleteSessionByID, s.ID)
-		result = sessiond.Errorf(sessiond.CodeRefreshTokenReused, "refresh token was already used; the session has been ended")
-	case sessiond.RefreshExpired:
-		_, err = tx.ExecContext(ctx, deleteSessionByID, s.ID)
-		result = sessiond.Errorf(sessiond.CodeSessionExpired, "session has expired")
-	default:
-		return nil, invalidRefreshToken()
+// writeRow runs one UPDATE ... RETURNING on the writer; nil if it matched no row.
+func (db *DB) writeRow(ctx context.Context, query string, args ...any) (*sessiond.Session, error) {
+	st, err := db.wstmts.on(ctx, db.w, query)
+	if err != nil {
+		return nil, err
+	}
+	s, err := scanSession(st.QueryRowContext(ctx, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
 	}
 	if err != nil {
-		return nil, sessiond.Unavailable("refresh session", err)
+		return nil, fmt.Errorf("update session: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, sessiond.Unavailable("refresh session", fmt.Errorf("commit: %w", err))
+	return s, nil
+}
+
+// deleteIfUnchanged deletes s if the row is still as it was read, and
+// reports whether it did.
+func (db *DB) deleteIfUnchanged(ctx context.Context, s *sessiond.Session) (bool, error) {
+	res, err := db.w.ExecContext(ctx, deleteSessionIfUnchanged, s.ID, int64(s.Generation), s.RefreshHash, micros(s.LastUsedAt))
+	if err != nil {
+		return false, fmt.Errorf("delete session: %w", err)
 	}
-	if result != nil {
-		return nil, result
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("delete session: %w", err)
 	}
-	return out, nil
+	return n == 1, nil
 }
 
 func invalidRefreshToken() error {
@@ -237,34 +284,29 @@ func invalidRefreshToken() error {
 
 // EndSessionByRefresh deletes the session the token belongs to, if the token
 // is of that session's chain: any verdict of ClassifyRefresh but invalid.
-// Expiry and grace do not matter to a logout, so the policy and instant
-// passed to ClassifyRefresh are placeholders.
-func (db *DB) EndSessionByRefresh(ctx context.Context, a *sessiond.RefreshAttempt) error {
+// Expiry and grace do not matter to a logout, so the instant passed to
+// ClassifyRefresh is a placeholder; p bounds the ancestor walk, which runs
+// with nothing held, as in RefreshSession.
+func (db *DB) EndSessionByRefresh(ctx context.Context, a *sessiond.RefreshAttempt, p sessiond.Policy) error {
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return sessiond.Unavailable("end session", err)
+	for range decideAttempts {
+		s, err := db.readSession(ctx, a.SessionID)
+		if err != nil {
+			return storeError("end session", err)
+		}
+		if s == nil || sessiond.ClassifyRefresh(s, a, s.CreatedAt, p) == sessiond.RefreshInvalid {
+			return invalidRefreshToken()
+		}
+		deleted, err := db.deleteIfUnchanged(ctx, s)
+		if err != nil {
+			return storeError("end session", err)
+		}
+		if deleted {
+			return nil
+		}
 	}
-	defer tx.Rollback()
-
-	s, err := scanSession(tx.QueryRowContext(ctx, sessionByID, a.SessionID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return invalidRefreshToken()
-	}
-	if err != nil {
-		return sessiond.Unavailable("end session", fmt.Errorf("select session: %w", err))
-	}
-	if sessiond.ClassifyRefresh(s, a, s.CreatedAt, sessiond.Policy{}) == sessiond.RefreshInvalid {
-		return invalidRefreshToken()
-	}
-	if _, err := tx.ExecContext(ctx, deleteSessionByID, s.ID); err != nil {
-		return sessiond.Unavailable("end session", fmt.Errorf("delete session: %w", err))
-	}
-	if err := tx.Commit(); err != nil {
-		return sessiond.Unavailable("end session", fmt.Errorf("commit: %w", err))
-	}
-	return nil
+	return sessiond.Unavailable("end session", errKeptChanging)
 }
 
 const liveSession = `SELECT ` + sessionColumns + ` FROM sessions
@@ -276,14 +318,14 @@ func (db *DB) LiveSession(ctx context.Context, userID, id string, now time.Time,
 	defer cancel()
 	st, err := db.rstmts.on(ctx, db.r, liveSession)
 	if err != nil {
-		return nil, sessiond.Unavailable("get session", err)
+		return nil, storeError("get session", err)
 	}
 	s, err := scanSession(st.QueryRowContext(ctx, id, userID, micros(now), micros(p.IdleCutoff(now))))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, sessiond.Errorf(sessiond.CodeNotFound, "session not found")
 	}
 	if err != nil {
-		return nil, sessiond.Unavailable("get session", err)
+		return nil, storeError("get session", err)
 	}
 	return s, nil
 }
@@ -298,19 +340,19 @@ func (db *DB) ListSessions(ctx context.Context, userID string, now time.Time, p 
 	defer cancel()
 	rows, err := db.r.QueryContext(ctx, listSessions, userID, micros(now), micros(p.IdleCutoff(now)))
 	if err != nil {
-		return nil, sessiond.Unavailable("list sessions", err)
+		return nil, storeError("list sessions", err)
 	}
 	defer rows.Close()
 	out := []sessiond.Session{}
 	for rows.Next() {
 		s, err := scanSession(rows)
 		if err != nil {
-			return nil, sessiond.Unavailable("list sessions", err)
+			return nil, storeError("list sessions", err)
 		}
 		out = append(out, *s)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, sessiond.Unavailable("list sessions", err)
+		return nil, storeError("list sessions", err)
 	}
 	return out, nil
 }
@@ -324,11 +366,11 @@ func (db *DB) DeleteSession(ctx context.Context, userID, id string) error {
 	defer cancel()
 	res, err := db.w.ExecContext(ctx, deleteUserSession, id, userID)
 	if err != nil {
-		return sessiond.Unavailable("delete session", err)
+		return storeError("delete session", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return sessiond.Unavailable("delete session", err)
+		return storeError("delete session", err)
 	}
 	if n == 0 {
 		return sessiond.Errorf(sessiond.CodeNotFound, "session not found")
@@ -344,11 +386,11 @@ func (db *DB) DeleteUserSessions(ctx context.Context, userID string) (int, error
 	defer cancel()
 	res, err := db.w.ExecContext(ctx, deleteUserSessions, userID)
 	if err != nil {
-		return 0, sessiond.Unavailable("delete user sessions", err)
+		return 0, storeError("delete user sessions", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, sessiond.Unavailable("delete user sessions", err)
+		return 0, storeError("delete user sessions", err)
 	}
 	return int(n), nil
 }
@@ -380,11 +422,11 @@ func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time, p sessio
 		}
 		res, err := db.w.ExecContext(ctx, query, micros(cutoff), n)
 		if err != nil {
-			return 0, sessiond.Unavailable("delete expired sessions", err)
+			return 0, storeError("delete expired sessions", err)
 		}
 		n64, err := res.RowsAffected()
 		if err != nil {
-			return 0, sessiond.Unavailable("delete expired sessions", err)
+			return 0, storeError("delete expired sessions", err)
 		}
 		return int(n64), nil
 	})

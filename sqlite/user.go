@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"github.com/sessiond/sessiond"
 )
 
@@ -15,12 +17,13 @@ func (db *DB) CreateUser(ctx context.Context, u *sessiond.User) error {
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
 	_, err := db.w.ExecContext(ctx, createUser, u.ID, u.Email, u.PasswordHash, micros(u.CreatedAt))
-	if isUniqueViolation(err) {
-		// The id is a fresh random UUID, so a clash is the email.
+	// email is the table's one UNIQUE constraint; a clash on the id (the
+	// primary key) is a caller's bug, left to storeError.
+	if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE) {
 		return sessiond.Errorf(sessiond.CodeEmailTaken, "email is already registered")
 	}
 	if err != nil {
-		return sessiond.Unavailable("create user", err)
+		return storeError("create user", err)
 	}
 	return nil
 }
@@ -51,7 +54,7 @@ func scanUser(op string, row *sql.Row) (*sessiond.User, error) {
 		return nil, sessiond.Errorf(sessiond.CodeNotFound, "user not found")
 	}
 	if err != nil {
-		return nil, sessiond.Unavailable(op, err)
+		return nil, storeError(op, err)
 	}
 	u.CreatedAt = fromMicros(created)
 	return &u, nil

@@ -1,6 +1,9 @@
 package storetest
 
 import (
+	"context"
+	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -125,6 +128,130 @@ func testRefreshSession(t *testing.T, open opener) {
 		_, err := f.st.RefreshSession(ctx(t), f.c.attempt(0), now1.Add(2*time.Second), p)
 		wantCode(t, err, sessiond.CodeRefreshTokenReused)
 		f.wantGone(t)
+	})
+
+	t.Run("reuse error names the session's user", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			gen  uint64 // presented after two rotations
+			now  time.Time
+		}{
+			{"superseded after grace", 1, now1.Add(time.Second + p.ReuseGrace + time.Microsecond)},
+			{"ancestor", 0, now1.Add(2 * time.Second)},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				f := newRefreshFixture(t, open)
+				f.refresh(t, 0, now1, p)
+				f.refresh(t, 1, now1.Add(time.Second), p)
+				_, err := f.st.RefreshSession(ctx(t), f.c.attempt(tc.gen), tc.now, p)
+				wantCode(t, err, sessiond.CodeRefreshTokenReused)
+				var r *sessiond.RefreshReuse
+				if !errors.As(err, &r) {
+					t.Fatalf("got %v, want it to wrap a *sessiond.RefreshReuse", err)
+				}
+				want := sessiond.RefreshReuse{UserID: f.u.ID, SessionID: f.s.ID, Presented: tc.gen, Current: 2}
+				if *r != want {
+					t.Errorf("got %+v, want %+v", *r, want)
+				}
+			})
+		}
+	})
+
+	t.Run("ancestor beyond the policy's walk bound is invalid without walking", func(t *testing.T) {
+		f := newRefreshFixture(t, open)
+		p := p
+		p.AccessTTL = p.SessionTTL // the smallest bound: one access token a session
+		bound := p.MaxAncestorSteps()
+		now := now1
+		for gen := range bound + 1 {
+			now = now.Add(time.Second)
+			f.refresh(t, gen, now, p)
+		}
+		before, err := f.stored(t)
+		mustOK(t, err, "LiveSession")
+
+		tooOld := f.c.attempt(0) // a real ancestor, bound+1 generations back
+		walked := false
+		walk := tooOld.IsAncestor
+		tooOld.IsAncestor = func(steps uint64, hash []byte) bool { walked = true; return walk(steps, hash) }
+		_, err = f.st.RefreshSession(ctx(t), tooOld, now, p)
+		wantCode(t, err, sessiond.CodeInvalidRefreshToken)
+		if walked {
+			t.Errorf("the store walked %d generations, more than the bound %d", bound+1, bound)
+		}
+		err = f.st.EndSessionByRefresh(ctx(t), tooOld, p)
+		wantCode(t, err, sessiond.CodeInvalidRefreshToken)
+		f.wantStored(t, before)
+
+		// One generation nearer is within the bound: reuse.
+		_, err = f.st.RefreshSession(ctx(t), f.c.attempt(1), now, p)
+		wantCode(t, err, sessiond.CodeRefreshTokenReused)
+		f.wantGone(t)
+	})
+
+	t.Run("ancestor walk holds no lock", func(t *testing.T) {
+		// While a reused token's walk runs, another user logs in and the
+		// session's owner refreshes with the current token. Both need the
+		// writer (SQLite) or the session's row (PostgreSQL): if the walk
+		// held either, they could only fail when their context ends, since
+		// the walk waits for them in turn. The owner's refresh changes the
+		// row under the walk, so the verdict must be made again on the new
+		// row, and still end the session.
+		now := now1.Add(2 * time.Second)
+		for _, tc := range []struct {
+			name    string
+			present func(f *refreshFixture, a *sessiond.RefreshAttempt) error
+			want    string
+		}{
+			{"refresh", func(f *refreshFixture, a *sessiond.RefreshAttempt) error {
+				_, err := f.st.RefreshSession(ctx(t), a, now, p)
+				return err
+			}, sessiond.CodeRefreshTokenReused},
+			{"logout", func(f *refreshFixture, a *sessiond.RefreshAttempt) error {
+				return f.st.EndSessionByRefresh(ctx(t), a, p)
+			}, ""},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				f := newRefreshFixture(t, open)
+				f.refresh(t, 0, now1, p)
+				f.refresh(t, 1, now1.Add(time.Second), p) // now at generation 2
+				other := newUser(t, f.st, "other@example.com")
+
+				stolen := f.c.attempt(0)
+				walk := stolen.IsAncestor
+				var walks []uint64
+				var loginErr, ownerErr error
+				stolen.IsAncestor = func(steps uint64, hash []byte) bool {
+					walks = append(walks, steps)
+					if len(walks) == 1 {
+						// Shorter than the stores' own 5s query timeout, which
+						// would otherwise break a lock held by the walker.
+						hctx, cancel := context.WithTimeout(ctx(t), 3*time.Second)
+						defer cancel()
+						s2, _ := newSession(other, now)
+						_, loginErr = f.st.CreateSession(hctx, s2, now, p)
+						_, ownerErr = f.st.RefreshSession(hctx, f.c.attempt(2), now, p)
+					}
+					return walk(steps, hash)
+				}
+				wantCode(t, tc.present(f, stolen), tc.want)
+				if loginErr != nil {
+					t.Errorf("another user's login during the walk: got %v, want success", loginErr)
+				}
+				if ownerErr != nil {
+					t.Errorf("the owner's refresh during the walk: got %v, want success", ownerErr)
+				}
+				// The first walk was from generation 2, the second from the
+				// owner's generation 3.
+				if want := []uint64{2, 3}; !slices.Equal(walks, want) {
+					t.Errorf("walks: got %v, want %v", walks, want)
+				}
+				f.wantGone(t)
+				if got := list(t, f.st, other, now, p); len(got) != 1 {
+					t.Errorf("other user's sessions: got %d, want 1", len(got))
+				}
+			})
+		}
 	})
 
 	t.Run("forged tokens are invalid and change nothing", func(t *testing.T) {
@@ -257,7 +384,7 @@ func testEndSessionByRefresh(t *testing.T, open opener) {
 			f.refresh(t, 1, now1.Add(time.Minute), p) // generation 2
 			before, err := f.stored(t)
 			mustOK(t, err, "LiveSession")
-			err = f.st.EndSessionByRefresh(ctx(t), tc.present(f))
+			err = f.st.EndSessionByRefresh(ctx(t), tc.present(f), p)
 			wantCode(t, err, tc.want)
 			if tc.want == "" {
 				f.wantGone(t)

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) sessiond.Store) {
 	}{
 		{"users", testUsers},
 		{"errors", testErrors},
+		{"permanent_errors", testPermanentErrors},
 		{"create_session", testCreateSession},
 		{"refresh_session", testRefreshSession},
 		{"end_session_by_refresh", testEndSessionByRefresh},
@@ -59,7 +60,7 @@ const day = 24 * time.Hour
 // policy is the suite's default: DESIGN.md's defaults, small enough numbers to
 // reason about.
 func policy() sessiond.Policy {
-	return sessiond.Policy{MaxSessions: 5, SessionTTL: 30 * day, IdleTTL: 7 * day, Rotate: true, ReuseGrace: 10 * time.Second}
+	return sessiond.Policy{MaxSessions: 5, SessionTTL: 30 * day, IdleTTL: 7 * day, Rotate: true, ReuseGrace: 10 * time.Second, AccessTTL: 15 * time.Minute}
 }
 
 // ctx is the test's context, canceled when the test ends.

@@ -82,7 +82,7 @@ func testErrors(t *testing.T, open opener) {
 			_, err := st.RefreshSession(ctx, c.attempt(0), at(time.Hour), p)
 			return err
 		}},
-		{"EndSessionByRefresh", func(ctx context.Context) error { return st.EndSessionByRefresh(ctx, c.attempt(0)) }},
+		{"EndSessionByRefresh", func(ctx context.Context) error { return st.EndSessionByRefresh(ctx, c.attempt(0), p) }},
 		{"LiveSession", func(ctx context.Context) error {
 			_, err := st.LiveSession(ctx, u.ID, s.ID, at(time.Hour), p)
 			return err

@@ -27,10 +27,6 @@ const (
 // characters.
 const MaxRefreshTokenSize = 256
 
-// maxAncestorSteps bounds IsAncestor's work on its own, whatever the caller
-// asks; it matches the bound the root package's ClassifyRefresh applies.
-const maxAncestorSteps = 1 << 16
-
 // minServerSecret is the shortest server secret NewRefresher accepts: the
 // HMAC key must be as strong as the 256-bit secrets it derives.
 const minServerSecret = 32
@@ -102,10 +98,12 @@ func (r *Refresher) Attempt(token string) (a *sessiond.RefreshAttempt, next stri
 }
 
 // isAncestor returns the RefreshAttempt.IsAncestor check for a presented
-// secret: derive steps times, then compare SHA-256 with want.
+// secret: derive steps times, then compare SHA-256 with want. It refuses
+// more than sessiond.AncestorWalkCeiling steps on its own, whatever the
+// caller's policy.
 func (r *Refresher) isAncestor(secret []byte) func(steps uint64, want []byte) bool {
 	return func(steps uint64, want []byte) bool {
-		if steps > maxAncestorSteps || len(want) != sha256.Size {
+		if steps > sessiond.AncestorWalkCeiling || len(want) != sha256.Size {
 			return false
 		}
 		s := secret

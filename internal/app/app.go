@@ -59,6 +59,9 @@ type App struct {
 // New migrates the database, makes sure a signing key and the
 // refresh-token secret exist in it, and wires the HTTP API. The caller owns db.
 func New(ctx context.Context, cfg Config, db Store, logger *slog.Logger, clock sessiond.Clock) (*App, error) {
+	// The session rules need the access-token lifetime too: it bounds the
+	// refresh-token ancestor walk (sessiond.Policy.MaxAncestorSteps).
+	cfg.Policy.AccessTTL = cfg.AccessTTL
 	a := &App{Store: db, Keys: token.NewKeyring(cfg.AccessTTL), clock: clock, logger: logger,
 		policy: cfg.Policy, window: cfg.LoginWindow}
 	if err := a.init(ctx, cfg); err != nil {
