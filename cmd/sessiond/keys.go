@@ -51,8 +51,8 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		if err := db.RotateKey(ctx, k, now); err != nil {
 			return fmt.Errorf("rotate key: %w", err)
 		}
-		fmt.Fprintf(stdout, "new current signing key %s; published within %v, signs from %s (after %v)\n",
-			k.ID, cfg.KeyReload, k.ActivatesAt.Format(time.RFC3339), activateAfter)
+		fmt.Fprintf(stdout, "new current signing key %s; published at each instance's next key reload, signs from %s (after %v)\n",
+			k.ID, k.ActivatesAt.Format(time.RFC3339), activateAfter)
 	}
 	keys, err := db.ListKeys(ctx)
 	if err != nil {
