@@ -11,15 +11,15 @@ import (
 	"github.com/sessiond/sessiond"
 )
 
-const keyColumns = `kid, alg, private_key, public_key, created_at, retired_at`
+const keyColumns = `kid, alg, private_key, public_key, created_at, activates_at, retired_at`
 
 const (
 	// insertCurrentKey does nothing when a current key exists: the partial
 	// unique index signing_keys_one_current_idx makes the race between
 	// instances starting together safe, and the loser simply reads the
 	// winner's key.
-	insertCurrentKey = `INSERT INTO signing_keys (kid, alg, private_key, public_key, created_at, retired_at)
-		VALUES ($1, $2, $3, $4, $5, NULL)
+	insertCurrentKey = `INSERT INTO signing_keys (kid, alg, private_key, public_key, created_at, activates_at, retired_at)
+		VALUES ($1, $2, $3, $4, $5, $6, NULL)
 		ON CONFLICT DO NOTHING`
 
 	currentKey = `SELECT ` + keyColumns + ` FROM signing_keys WHERE retired_at IS NULL`
@@ -38,7 +38,7 @@ func (db *DB) EnsureCurrentKey(ctx context.Context, k *sessiond.SigningKey) (*se
 	// the next statement (READ COMMITTED) does. If a rotation retires the
 	// key between the two, there is briefly no current key: try again.
 	for range ensureKeyAttempts {
-		if _, err := db.exec(ctx, insertCurrentKey, k.ID, k.Algorithm, k.PrivateKey, k.PublicKey, k.CreatedAt); err != nil {
+		if _, err := db.exec(ctx, insertCurrentKey, k.ID, k.Algorithm, k.PrivateKey, k.PublicKey, k.CreatedAt, activation(k, k.CreatedAt)); err != nil {
 			return nil, storeError("insert signing key", fmt.Errorf("insert signing key: %w", err))
 		}
 		cur, err := scanKey(db.pool.QueryRow(ctx, currentKey))
@@ -60,7 +60,10 @@ const (
 	// nothing, and then collide with it on the one-current-key index.
 	lockKeyRotation = `SELECT pg_advisory_xact_lock($1)`
 
-	retireCurrentKey = `UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL`
+	// retireKeys ends the signing period of every key that would sign past
+	// the new key's activation: the current one, and one still pending
+	// from an earlier rotation that an emergency rotation overtakes.
+	retireKeys = `UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL OR retired_at > $1`
 
 	kidTaken = `SELECT EXISTS (SELECT 1 FROM signing_keys WHERE kid = $1)`
 )
@@ -69,7 +72,8 @@ const (
 // distinct from goose's migration lock (lock.DefaultLockID) will do.
 const keyRotationLockID int64 = 0x73657373696f6e64 // "sessiond"
 
-// RotateKey retires the current key at now and makes k current.
+// RotateKey makes k the current key from k.ActivatesAt (now if zero) and
+// retires the others then.
 func (db *DB) RotateKey(ctx context.Context, k *sessiond.SigningKey, now time.Time) error {
 	ctx, cancel := db.withTimeout(ctx)
 	defer cancel()
@@ -83,10 +87,11 @@ func rotateKey(ctx context.Context, tx pgx.Tx, k *sessiond.SigningKey, now time.
 	if _, err := tx.Exec(ctx, lockKeyRotation, keyRotationLockID); err != nil {
 		return fmt.Errorf("lock key rotation: %w", err)
 	}
-	if _, err := tx.Exec(ctx, retireCurrentKey, now); err != nil {
+	act := activation(k, now)
+	if _, err := tx.Exec(ctx, retireKeys, act); err != nil {
 		return fmt.Errorf("retire signing key: %w", err)
 	}
-	tag, err := tx.Exec(ctx, insertCurrentKey, k.ID, k.Algorithm, k.PrivateKey, k.PublicKey, k.CreatedAt)
+	tag, err := tx.Exec(ctx, insertCurrentKey, k.ID, k.Algorithm, k.PrivateKey, k.PublicKey, k.CreatedAt, act)
 	if err != nil {
 		return fmt.Errorf("insert signing key: %w", err)
 	}
@@ -130,15 +135,24 @@ func (db *DB) ListKeys(ctx context.Context) ([]sessiond.SigningKey, error) {
 	return keys, nil
 }
 
+// activation is when k signs from: ActivatesAt, or else fallback.
+func activation(k *sessiond.SigningKey, fallback time.Time) time.Time {
+	if k.ActivatesAt.IsZero() {
+		return fallback
+	}
+	return k.ActivatesAt
+}
+
 func scanKey(row pgx.Row) (*sessiond.SigningKey, error) {
 	var (
 		k         sessiond.SigningKey
 		retiredAt *time.Time
 	)
-	if err := row.Scan(&k.ID, &k.Algorithm, &k.PrivateKey, &k.PublicKey, &k.CreatedAt, &retiredAt); err != nil {
+	if err := row.Scan(&k.ID, &k.Algorithm, &k.PrivateKey, &k.PublicKey, &k.CreatedAt, &k.ActivatesAt, &retiredAt); err != nil {
 		return nil, err
 	}
 	k.CreatedAt = sessiond.Now(k.CreatedAt)
+	k.ActivatesAt = sessiond.Now(k.ActivatesAt)
 	k.RetiredAt = fromNull(retiredAt)
 	return &k, nil
 }
@@ -163,4 +177,88 @@ func (db *DB) EnsureSecret(ctx context.Context, name string, value []byte) ([]by
 		return nil, storeError("get secret", err)
 	}
 	return stored, nil
+}
+
+// eraseRetiredKeys keeps the row (the kid stays taken, and `keys list`
+// shows the history) but not the private part.
+const eraseRetiredKeys = `UPDATE signing_keys SET private_key = ''::bytea WHERE retired_at <= $1 AND octet_length(private_key) > 0`
+
+// EraseRetiredKeys deletes the private part of every key retired at or
+// before cutoff, and returns how many it erased.
+func (db *DB) EraseRetiredKeys(ctx context.Context, cutoff time.Time) (int, error) {
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	tag, err := db.exec(ctx, eraseRetiredKeys, cutoff)
+	if err != nil {
+		return 0, storeError("erase retired keys", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+const (
+	// The rows stay locked until commit, so a concurrent EnsureSecret or
+	// rotation cannot slip a value in between read and write.
+	allSecrets      = `SELECT name, value FROM secrets ORDER BY name FOR UPDATE`
+	allKeySecrets   = `SELECT kid, private_key FROM signing_keys WHERE octet_length(private_key) > 0 ORDER BY kid FOR UPDATE`
+	updateSecret    = `UPDATE secrets SET value = $1 WHERE name = $2`
+	updateKeySecret = `UPDATE signing_keys SET private_key = $1 WHERE kid = $2`
+)
+
+// ResealSecrets hands every stored secret to reseal and stores what it
+// returns, in one transaction that holds the rows locked.
+func (db *DB) ResealSecrets(ctx context.Context, reseal func(sessiond.StoredSecret) ([]byte, error)) (int, error) {
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	var (
+		n         int
+		resealErr error
+	)
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		n, resealErr = 0, nil
+		var stored []sessiond.StoredSecret
+		for _, q := range []struct{ kind, query string }{
+			{sessiond.SecretKindServer, allSecrets},
+			{sessiond.SecretKindSigningKey, allKeySecrets},
+		} {
+			rows, err := tx.Query(ctx, q.query)
+			if err != nil {
+				return fmt.Errorf("select %s: %w", q.kind, err)
+			}
+			got, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sessiond.StoredSecret, error) {
+				s := sessiond.StoredSecret{Kind: q.kind}
+				err := row.Scan(&s.Name, &s.Value)
+				return s, err
+			})
+			if err != nil {
+				return fmt.Errorf("select %s: %w", q.kind, err)
+			}
+			stored = append(stored, got...)
+		}
+		for _, s := range stored {
+			v, err := reseal(s)
+			if err != nil {
+				resealErr = err
+				return err
+			}
+			if v == nil {
+				continue
+			}
+			q := updateSecret
+			if s.Kind == sessiond.SecretKindSigningKey {
+				q = updateKeySecret
+			}
+			if _, err := tx.Exec(ctx, q, v, s.Name); err != nil {
+				return fmt.Errorf("update %s %q: %w", s.Kind, s.Name, err)
+			}
+			n++
+		}
+		return nil
+	})
+	if resealErr != nil {
+		return 0, resealErr
+	}
+	if err != nil {
+		return 0, storeError("reseal secrets", err)
+	}
+	return n, nil
 }

@@ -9,27 +9,36 @@ import (
 	"github.com/sessiond/sessiond"
 )
 
-const keyColumns = `kid, alg, private_key, public_key, created_at, retired_at`
+const keyColumns = `kid, alg, private_key, public_key, created_at, activates_at, retired_at`
 
 func scanKey(row interface{ Scan(...any) error }) (*sessiond.SigningKey, error) {
 	var (
-		k       sessiond.SigningKey
-		created int64
-		retired sql.NullInt64
+		k                  sessiond.SigningKey
+		created, activates int64
+		retired            sql.NullInt64
 	)
-	if err := row.Scan(&k.ID, &k.Algorithm, &k.PrivateKey, &k.PublicKey, &created, &retired); err != nil {
+	if err := row.Scan(&k.ID, &k.Algorithm, &k.PrivateKey, &k.PublicKey, &created, &activates, &retired); err != nil {
 		return nil, err
 	}
 	k.CreatedAt = fromMicros(created)
+	k.ActivatesAt = fromMicros(activates)
 	k.RetiredAt = fromNullMicros(retired)
 	return &k, nil
+}
+
+// activation is when k signs from: ActivatesAt, or else fallback.
+func activation(k *sessiond.SigningKey, fallback time.Time) time.Time {
+	if k.ActivatesAt.IsZero() {
+		return fallback
+	}
+	return k.ActivatesAt
 }
 
 const (
 	// insertCurrentKeyIfNone relies on the partial unique index
 	// signing_keys_one_current: when a current key exists the insert is a
 	// no-op, so concurrent callers (even in other processes) converge.
-	insertCurrentKeyIfNone = `INSERT INTO signing_keys (` + keyColumns + `) VALUES (?, ?, ?, ?, ?, NULL)
+	insertCurrentKeyIfNone = `INSERT INTO signing_keys (` + keyColumns + `) VALUES (?, ?, ?, ?, ?, ?, NULL)
 ON CONFLICT DO NOTHING`
 
 	currentKey = `SELECT ` + keyColumns + ` FROM signing_keys WHERE retired_at IS NULL`
@@ -45,7 +54,7 @@ func (db *DB) EnsureCurrentKey(ctx context.Context, k *sessiond.SigningKey) (*se
 		return nil, storeError("ensure current key", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, insertCurrentKeyIfNone, k.ID, k.Algorithm, k.PrivateKey, k.PublicKey, micros(k.CreatedAt)); err != nil {
+	if _, err := tx.ExecContext(ctx, insertCurrentKeyIfNone, k.ID, k.Algorithm, k.PrivateKey, k.PublicKey, micros(k.CreatedAt), micros(activation(k, k.CreatedAt))); err != nil {
 		return nil, storeError("ensure current key", fmt.Errorf("insert key: %w", err))
 	}
 	cur, err := scanKey(tx.QueryRowContext(ctx, currentKey))
@@ -60,13 +69,17 @@ func (db *DB) EnsureCurrentKey(ctx context.Context, k *sessiond.SigningKey) (*se
 }
 
 const (
-	retireCurrentKey = `UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL`
+	// retireKeys ends the signing period of every key that would sign past
+	// the new key's activation: the current one, and one still pending
+	// from an earlier rotation that an emergency rotation overtakes.
+	retireKeys = `UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL OR retired_at > ?1`
 
-	insertKey = `INSERT INTO signing_keys (` + keyColumns + `) VALUES (?, ?, ?, ?, ?, NULL)`
+	insertKey = `INSERT INTO signing_keys (` + keyColumns + `) VALUES (?, ?, ?, ?, ?, ?, NULL)`
 )
 
-// RotateKey retires the current key at now and makes k current, in one
-// transaction so that there is never a moment without a current key.
+// RotateKey makes k the current key from k.ActivatesAt (now if zero) and
+// retires the others then, in one transaction so that there is never a
+// moment without a current key.
 func (db *DB) RotateKey(ctx context.Context, k *sessiond.SigningKey, now time.Time) error {
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
@@ -75,12 +88,12 @@ func (db *DB) RotateKey(ctx context.Context, k *sessiond.SigningKey, now time.Ti
 		return storeError("rotate key", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, retireCurrentKey, micros(now)); err != nil {
+	if _, err := tx.ExecContext(ctx, retireKeys, micros(activation(k, now))); err != nil {
 		return storeError("rotate key", fmt.Errorf("retire key: %w", err))
 	}
 	// A reused kid violates the primary key: the caller's bug, which
 	// storeError reports as internal, not as an outage.
-	_, err = tx.ExecContext(ctx, insertKey, k.ID, k.Algorithm, k.PrivateKey, k.PublicKey, micros(k.CreatedAt))
+	_, err = tx.ExecContext(ctx, insertKey, k.ID, k.Algorithm, k.PrivateKey, k.PublicKey, micros(k.CreatedAt), micros(activation(k, now)))
 	if err != nil {
 		return storeError("rotate key", fmt.Errorf("insert key: %w", err))
 	}
@@ -144,4 +157,97 @@ func (db *DB) EnsureSecret(ctx context.Context, name string, value []byte) ([]by
 		return nil, storeError("ensure secret", fmt.Errorf("commit: %w", err))
 	}
 	return stored, nil
+}
+
+// eraseRetiredKeys keeps the row (the kid stays taken, and `keys list`
+// shows the history) but not the private part.
+const eraseRetiredKeys = `UPDATE signing_keys SET private_key = X'' WHERE retired_at <= ? AND length(private_key) > 0`
+
+// EraseRetiredKeys deletes the private part of every key retired at or
+// before cutoff, and returns how many it erased.
+func (db *DB) EraseRetiredKeys(ctx context.Context, cutoff time.Time) (int, error) {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	res, err := db.w.ExecContext(ctx, eraseRetiredKeys, micros(cutoff))
+	if err != nil {
+		return 0, storeError("erase retired keys", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, storeError("erase retired keys", err)
+	}
+	return int(n), nil
+}
+
+const (
+	allSecrets      = `SELECT name, value FROM secrets ORDER BY name`
+	allKeySecrets   = `SELECT kid, private_key FROM signing_keys WHERE length(private_key) > 0 ORDER BY kid`
+	updateSecret    = `UPDATE secrets SET value = ? WHERE name = ?`
+	updateKeySecret = `UPDATE signing_keys SET private_key = ? WHERE kid = ?`
+)
+
+// ResealSecrets hands every stored secret to reseal and stores what it
+// returns, in one write transaction (SQLite's single writer keeps the rows
+// from changing under it).
+func (db *DB) ResealSecrets(ctx context.Context, reseal func(sessiond.StoredSecret) ([]byte, error)) (int, error) {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, storeError("reseal secrets", err)
+	}
+	defer tx.Rollback()
+	var stored []sessiond.StoredSecret
+	for _, q := range []struct{ kind, query string }{
+		{sessiond.SecretKindServer, allSecrets},
+		{sessiond.SecretKindSigningKey, allKeySecrets},
+	} {
+		got, err := scanSecrets(ctx, tx, q.kind, q.query)
+		if err != nil {
+			return 0, storeError("reseal secrets", err)
+		}
+		stored = append(stored, got...)
+	}
+	n := 0
+	for _, s := range stored {
+		v, err := reseal(s)
+		if err != nil {
+			return 0, err
+		}
+		if v == nil {
+			continue
+		}
+		q := updateSecret
+		if s.Kind == sessiond.SecretKindSigningKey {
+			q = updateKeySecret
+		}
+		if _, err := tx.ExecContext(ctx, q, v, s.Name); err != nil {
+			return 0, storeError("reseal secrets", fmt.Errorf("update %s %q: %w", s.Kind, s.Name, err))
+		}
+		n++
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, storeError("reseal secrets", fmt.Errorf("commit: %w", err))
+	}
+	return n, nil
+}
+
+func scanSecrets(ctx context.Context, tx *sql.Tx, kind, query string) ([]sessiond.StoredSecret, error) {
+	rows, err := tx.QueryContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("select %s: %w", kind, err)
+	}
+	defer rows.Close()
+	var out []sessiond.StoredSecret
+	for rows.Next() {
+		s := sessiond.StoredSecret{Kind: kind}
+		if err := rows.Scan(&s.Name, &s.Value); err != nil {
+			return nil, fmt.Errorf("scan %s: %w", kind, err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("select %s: %w", kind, err)
+	}
+	return out, nil
 }

@@ -29,7 +29,6 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/sessiond/sessiond"
 	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations/*.sql
@@ -194,11 +193,6 @@ func isConstraint(err error, codes ...int) bool {
 		}
 	}
 	return false
-}
-
-// isUniqueViolation reports a UNIQUE or PRIMARY KEY violation.
-func isUniqueViolation(err error) bool {
-	return isConstraint(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
 // Times are stored as INTEGER Unix microseconds; NULL is the zero time.

@@ -41,7 +41,9 @@ func Run(t *testing.T, open func(t *testing.T) sessiond.Store) {
 		{"delete_sessions", testDeleteSessions},
 		{"delete_expired_sessions", testDeleteExpiredSessions},
 		{"keys", testKeys},
+		{"key_schedule", testKeySchedule},
 		{"secrets", testSecrets},
+		{"reseal", testReseal},
 		{"login_failures", testLoginFailures},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, open) })

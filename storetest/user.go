@@ -90,6 +90,11 @@ func testErrors(t *testing.T, open opener) {
 		{"ListSessions", func(ctx context.Context) error { _, err := st.ListSessions(ctx, u.ID, at(time.Hour), p); return err }},
 		{"DeleteSession", func(ctx context.Context) error { return st.DeleteSession(ctx, u.ID, s.ID) }},
 		{"ListKeys", func(ctx context.Context) error { _, err := st.ListKeys(ctx); return err }},
+		{"EraseRetiredKeys", func(ctx context.Context) error { _, err := st.EraseRetiredKeys(ctx, t0); return err }},
+		{"ResealSecrets", func(ctx context.Context) error {
+			_, err := st.ResealSecrets(ctx, func(sessiond.StoredSecret) ([]byte, error) { return nil, nil })
+			return err
+		}},
 		{"LoginFailures", func(ctx context.Context) error {
 			_, err := st.LoginFailures(ctx, []string{"k"}, t0, time.Minute)
 			return err

@@ -16,11 +16,9 @@ import (
 // Algorithm is the only JWS algorithm sessiond signs and accepts.
 const Algorithm = "EdDSA"
 
-// RetiredKeyMargin keeps a retired key published a little longer than the
-// longest-lived token it signed: other instances may sign with it until
-// their next key reload (at most a minute), and clocks of instances and
-// verifiers differ.
-const RetiredKeyMargin = 2 * time.Minute
+// RetiredKeyMargin is sessiond.RetiredKeyMargin, kept here for callers of
+// this package.
+const RetiredKeyMargin = sessiond.RetiredKeyMargin
 
 // Keyring holds the keys an instance signs with and publishes. It is safe for
 // concurrent use: Set builds an immutable snapshot and swaps it in atomically,
@@ -55,24 +53,31 @@ func NewKeyring(accessTTL time.Duration) *Keyring {
 	return &Keyring{accessTTL: accessTTL}
 }
 
-// Set installs keys as read from the store. The current key (RetiredAt zero)
-// signs; it and every retired key with RetiredAt + access TTL + one minute
-// after now verify and are published, because a token signed just before the
-// key retired lives that long. It is an error if there is no current key or
-// if a key is malformed; the previous keys then stay installed.
+// Set installs keys as read from the store, as sessiond.KeySchedule decides
+// at now: the key that signs at now signs, and every published key (a new
+// key before it activates, retired keys until every token they signed has
+// expired) verifies and is in the JWKS. It is an error if no key signs at
+// now or if a published key is malformed; the previous keys then stay
+// installed.
 //
-// Should the store ever hold several current keys, the newest signs and the
-// others still verify, so that no token already issued is refused.
+// The signing key is chosen at each Set, so an instance switches to a newly
+// activated key at its first reload after the activation; the schedule's
+// margins allow for that.
 func (k *Keyring) Set(keys []sessiond.SigningKey, now time.Time) error {
+	sched := sessiond.KeySchedule{AccessTTL: k.accessTTL}
+	signer := sched.Signer(keys, now)
+	if signer == nil {
+		return fmt.Errorf("set keys: no signing key at %v", now)
+	}
 	ks := &keyset{byID: make(map[string]*key, len(keys))}
 	var others []*key
-	var currentCreated time.Time
 	for i := range keys {
 		sk := &keys[i]
-		if !sk.Current() && !sk.RetiredAt.Add(k.accessTTL+RetiredKeyMargin).After(now) {
+		signs := sk == signer
+		if !signs && !sched.PublishedAt(sk, now) {
 			continue
 		}
-		e, err := prepareKey(sk)
+		e, err := prepareKey(sk, signs)
 		if err != nil {
 			return fmt.Errorf("set keys: %w", err)
 		}
@@ -80,17 +85,11 @@ func (k *Keyring) Set(keys []sessiond.SigningKey, now time.Time) error {
 			return fmt.Errorf("set keys: duplicate key id %q", e.id)
 		}
 		ks.byID[e.id] = e
-		if sk.Current() && (ks.current == nil || sk.CreatedAt.After(currentCreated)) {
-			if ks.current != nil {
-				others = append(others, ks.current)
-			}
-			ks.current, currentCreated = e, sk.CreatedAt
+		if signs {
+			ks.current = e
 			continue
 		}
 		others = append(others, e)
-	}
-	if ks.current == nil {
-		return fmt.Errorf("set keys: no current signing key")
 	}
 	doc, err := encodeJWKS(append([]*key{ks.current}, others...))
 	if err != nil {
@@ -101,8 +100,8 @@ func (k *Keyring) Set(keys []sessiond.SigningKey, now time.Time) error {
 	return nil
 }
 
-// prepareKey checks sk and expands it for signing and verifying.
-func prepareKey(sk *sessiond.SigningKey) (*key, error) {
+// prepareKey checks sk and expands it for verifying, and for signing if signs.
+func prepareKey(sk *sessiond.SigningKey, signs bool) (*key, error) {
 	if sk.ID == "" {
 		return nil, fmt.Errorf("key without id")
 	}
@@ -113,7 +112,7 @@ func prepareKey(sk *sessiond.SigningKey) (*key, error) {
 		return nil, fmt.Errorf("key %q: public key of %d bytes", sk.ID, len(sk.PublicKey))
 	}
 	e := &key{id: sk.ID, public: ed25519.PublicKey(append([]byte(nil), sk.PublicKey...))}
-	if sk.Current() {
+	if signs {
 		if len(sk.PrivateKey) != ed25519.SeedSize {
 			return nil, fmt.Errorf("key %q: private key of %d bytes, want a %d-byte seed", sk.ID, len(sk.PrivateKey), ed25519.SeedSize)
 		}

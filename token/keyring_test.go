@@ -247,3 +247,40 @@ func TestKeyringTwoCurrentKeys(t *testing.T) {
 		t.Fatalf("got JWKS kids %q, want %q first and both published", got, newer.ID)
 	}
 }
+
+// TestKeyringPublishesBeforeSigning: a key rotated in with a future
+// activation is in the JWKS and verifies at once, but signs only from its
+// activation; the key it replaces signs until then.
+func TestKeyringPublishesBeforeSigning(t *testing.T) {
+	old := mustKey(t, t0)
+	next := mustKey(t, t0.Add(time.Hour))
+	next.ActivatesAt = t0.Add(time.Hour + sessiond.KeyActivationDelay)
+	old.RetiredAt = next.ActivatesAt
+	keys := token.NewKeyring(testTTL)
+	for _, tc := range []struct {
+		name     string
+		at       time.Time
+		wantKids []string // signing key first
+	}{
+		{"pending", t0.Add(time.Hour), []string{old.ID, next.ID}},
+		{"activated", next.ActivatesAt, []string{next.ID, old.ID}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := keys.Set([]sessiond.SigningKey{*next, *old}, tc.at); err != nil {
+				t.Fatal(err)
+			}
+			if got := jwksKids(t, keys.JWKS()); len(got) != 2 || got[0] != tc.wantKids[0] || got[1] != tc.wantKids[1] {
+				t.Errorf("JWKS kids: got %v, want %v", got, tc.wantKids)
+			}
+			if got := keys.CurrentKeyID(); got != tc.wantKids[0] {
+				t.Errorf("signing key: got %s, want %s", got, tc.wantKids[0])
+			}
+		})
+	}
+	// An erased key is still published while its tokens live, and needs no
+	// private part for that.
+	old.PrivateKey = nil
+	if err := keys.Set([]sessiond.SigningKey{*next, *old}, next.ActivatesAt); err != nil {
+		t.Fatalf("Set with an erased retired key: %v", err)
+	}
+}

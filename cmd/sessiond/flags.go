@@ -35,6 +35,7 @@ func bindFlags(fs *flag.FlagSet, c *app.Config) {
 	fs.DurationVar(&c.KeyReload, "key-reload", c.KeyReload, "how often signing keys are re-read from the database")
 	fs.BoolVar(&c.CookieMode, "cookie-mode", c.CookieMode, "let browsers get the refresh token as an HttpOnly cookie (X-Sessiond-Cookie: 1), and serve /account")
 	fs.BoolVar(&c.CookieSecure, "cookie-secure", c.CookieSecure, "mark the refresh cookie Secure; false only for http://localhost development")
+	fs.StringVar(&c.EncryptionKeyFile, "encryption-key-file", c.EncryptionKeyFile, "file holding the key(s) that encrypt secrets at rest (SESSIOND_ENCRYPTION_KEY holds them directly; it has no flag, so the key never shows in a process list)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", c.AllowedOrigins, "comma-separated origins (https://app.example.com) allowed CORS with credentials and cookie mode")
 }
 
@@ -63,6 +64,7 @@ func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (a
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	c.EncryptionKey = getenv("SESSIOND_ENCRYPTION_KEY")
 	if c.Issuer == "" {
 		c.Issuer = "http://" + c.Addr
 	}

@@ -8,23 +8,35 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/app"
 	"github.com/sessiond/sessiond/token"
 )
 
 // runKeys is `sessiond keys rotate|list`: signing-key management on the
-// database that every instance shares. Instances pick a rotation up at their
-// next key reload (SESSIOND_KEY_RELOAD), without a restart.
+// database that every instance shares. A rotated-in key is published at
+// once and signs only after -activate-after (sessiond.KeyActivationDelay),
+// so that every instance (SESSIOND_KEY_RELOAD) and every verifier's JWKS
+// cache knows it before the first token it signs.
 func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "rotate" && args[0] != "list") {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf(`keys needs "rotate" or "list"`)
 	}
 	action := args[0]
-	cfg, err := parseConfig(newFlagSet("keys "+action, stderr), args[1:], getenv)
+	fs := newFlagSet("keys "+action, stderr)
+	activateAfter := sessiond.KeyActivationDelay
+	if action == "rotate" {
+		fs.DurationVar(&activateAfter, "activate-after", activateAfter,
+			"how long the new key is only published before it signs; 0 signs at once (an emergency: verifiers that have not refetched the JWKS refuse the new tokens until they do)")
+	}
+	cfg, err := parseConfig(fs, args[1:], getenv)
 	if err != nil {
 		return err
 	}
-	db, err := openMigrated(ctx, cfg)
+	if activateAfter < 0 {
+		return fmt.Errorf("-activate-after: %v is negative", activateAfter)
+	}
+	db, err := openSealed(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -35,10 +47,12 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		if err != nil {
 			return err
 		}
+		k.ActivatesAt = now.Add(activateAfter)
 		if err := db.RotateKey(ctx, k, now); err != nil {
 			return fmt.Errorf("rotate key: %w", err)
 		}
-		fmt.Fprintf(stdout, "new current signing key %s; running instances sign with it within %v\n", k.ID, cfg.KeyReload)
+		fmt.Fprintf(stdout, "new current signing key %s; published at each instance's next key reload, signs from %s (after %v)\n",
+			k.ID, k.ActivatesAt.Format(time.RFC3339), activateAfter)
 	}
 	keys, err := db.ListKeys(ctx)
 	if err != nil {
@@ -48,21 +62,48 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	return nil
 }
 
+// openSealed is openMigrated with stored secrets sealed and opened under
+// the configured encryption keys.
+func openSealed(ctx context.Context, cfg app.Config) (app.Store, error) {
+	db, err := openMigrated(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := app.Sealed(db, cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
 func printKeys(w io.Writer, keys []sessiond.SigningKey, accessTTL time.Duration) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KID\tALGORITHM\tCREATED\tRETIRED\tPUBLISHED")
+	fmt.Fprintln(tw, "KID\tALGORITHM\tCREATED\tSIGNS FROM\tRETIRED\tPUBLISHED")
 	now := sessiond.SystemClock()
-	for _, k := range keys {
-		retired, published := "-", "yes (current)"
+	sched := sessiond.KeySchedule{AccessTTL: accessTTL}
+	signer := sched.Signer(keys, now)
+	for i := range keys {
+		k := &keys[i]
+		retired, published := "-", "yes"
+		switch {
+		case k == signer:
+			published = "yes (signing)"
+		case k.Current():
+			published = "yes (pending)"
+		case sched.PublishedAt(k, now):
+			published = "until " + sched.PublishedUntil(k).Format(time.RFC3339)
+		default:
+			published = "no"
+		}
+		if k.Erased() {
+			published += " (private part erased)"
+		}
 		if !k.Current() {
 			retired = k.RetiredAt.Format(time.RFC3339)
-			if until := k.RetiredAt.Add(accessTTL + token.RetiredKeyMargin); until.After(now) {
-				published = "until " + until.Format(time.RFC3339)
-			} else {
-				published = "no"
-			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.CreatedAt.Format(time.RFC3339), retired, published)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.CreatedAt.Format(time.RFC3339),
+			k.ActivatesAt.Format(time.RFC3339), retired, published)
 	}
 	tw.Flush()
 }

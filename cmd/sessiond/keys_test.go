@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/app"
 )
 
@@ -43,8 +44,10 @@ func (e *testEnv) waitForKids(want []string) {
 }
 
 // TestKeyRotation: two servers on one database, a rotation through the CLI,
-// picked up by both without restart; old tokens keep verifying until they
-// expire, then the old key leaves the JWKS.
+// picked up by both without restart. The new key is published at once but
+// signs only after the activation delay; old tokens keep verifying until
+// they expire, then the old key leaves the JWKS and its private part is
+// erased.
 func TestKeyRotation(t *testing.T) {
 	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
 		url := dbURL(t)
@@ -69,34 +72,52 @@ func TestKeyRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 		newKid := strings.TrimSuffix(strings.Fields(strings.TrimPrefix(out.String(), "new current signing key "))[0], ";")
-		if !strings.Contains(out.String(), oldKids[0]) || !strings.Contains(out.String(), "RETIRED") {
-			t.Fatalf("keys rotate output lacks the key table: %s", out.String())
+		if !strings.Contains(out.String(), oldKids[0]) || !strings.Contains(out.String(), "RETIRED") || !strings.Contains(out.String(), "pending") {
+			t.Fatalf("keys rotate output lacks the key table with the pending key: %s", out.String())
 		}
-		want := []string{newKid, oldKids[0]}
-		a.waitForKids(want)
-		b.waitForKids(want)
+		kidOf := func(at string) string {
+			var header struct{ Kid string }
+			decodeSegment(t, strings.Split(at, ".")[0], &header)
+			return header.Kid
+		}
 
-		// The old AT verifies on both; a new one from a verifies on b.
+		// Published first (the signing key leads the JWKS), not signing yet.
+		a.waitForKids([]string{oldKids[0], newKid})
+		b.waitForKids([]string{oldKids[0], newKid})
+		if kid := kidOf(a.login("keys@example.com").AT); kid != oldKids[0] {
+			t.Fatalf("AT right after the rotation signed with %q, want the old key %q until the new one activates", kid, oldKids[0])
+		}
+
+		// After the activation delay the new key signs.
+		a.clock.Advance(sessiond.KeyActivationDelay + time.Second)
+		a.waitForKids([]string{newKid, oldKids[0]})
+		b.waitForKids([]string{newKid, oldKids[0]})
 		a.call("GET", "/v1/me", nil, before.AT).want(t, 200, "")
 		b.call("GET", "/v1/me", nil, before.AT).want(t, 200, "")
 		after := a.login("keys@example.com")
-		var header struct{ Kid string }
-		decodeSegment(t, strings.Split(after.AT, ".")[0], &header)
-		if header.Kid != newKid {
-			t.Fatalf("new AT signed with %q, want the new key %q", header.Kid, newKid)
+		if kid := kidOf(after.AT); kid != newKid {
+			t.Fatalf("new AT signed with %q, want the new key %q", kid, newKid)
 		}
 		b.call("GET", "/v1/me", nil, after.AT).want(t, 200, "")
 
-		// Once every AT the old key signed has expired, it leaves the JWKS.
+		// Once every AT the old key signed has expired, it leaves the JWKS
+		// and its private part is erased.
 		a.clock.Advance(a.cfg.AccessTTL + 3*time.Minute)
 		a.waitForKids([]string{newKid})
 		b.waitForKids([]string{newKid})
+		keys, err := a.app.Store.ListKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) != 2 || keys[1].ID != oldKids[0] || !keys[1].Erased() || keys[0].Erased() {
+			t.Fatalf("keys after expiry: got %+v, want the new key whole and the old one erased", keys)
+		}
 
 		out.Reset()
 		if err := run(ctx, []string{"keys", "list"}, env, &out, io.Discard); err != nil {
 			t.Fatal(err)
 		}
-		if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 3 || !strings.Contains(lines[1], newKid) || !strings.Contains(lines[1], "current") {
+		if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 3 || !strings.Contains(lines[1], newKid) || !strings.Contains(lines[2], oldKids[0]) || !strings.Contains(lines[2], "erased") {
 			t.Fatalf("keys list: got\n%s\nwant a header, the new current key, then the old one", out.String())
 		}
 	})

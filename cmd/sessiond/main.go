@@ -38,13 +38,17 @@ Usage:
   sessiond [serve] [flags]   run the HTTP service (the default); applies
                              database migrations first
   sessiond migrate [flags]   apply database migrations and exit
-  sessiond keys rotate [flags]
-                             add a new current signing key; running instances
-                             pick it up within SESSIOND_KEY_RELOAD, and the
-                             retired key stays in the JWKS until every access
-                             token it signed has expired
+  sessiond keys rotate [-activate-after 10m] [flags]
+                             add a new signing key: published at once, it
+                             signs after -activate-after, once every instance
+                             and verifier knows it; the retired key stays in
+                             the JWKS until every access token it signed has
+                             expired
   sessiond keys list [flags] show every signing key: kid, algorithm, created,
-                             retired, and until when it is published
+                             signs from, retired, and until when it is published
+  sessiond secrets reencrypt [flags]
+                             encrypt every stored secret under the newest
+                             SESSIOND_ENCRYPTION_KEY (also those in the clear)
   sessiond bench [-op signup|login|refresh|me|mixed] [-c N] [-d DURATION]
                  [-url URL] [-json]
                              drive a running sessiond and report req/s,
@@ -69,6 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runMigrate(ctx, args, getenv, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, args, getenv, stdout, stderr)
+	case "secrets":
+		return runSecrets(ctx, args, getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, args, stdout, stderr)
 	case "help":

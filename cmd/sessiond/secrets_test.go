@@ -4,25 +4,36 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/app"
+	"github.com/sessiond/sessiond/seal"
 )
 
 // TestNoPlaintextSecretsAtRestOrInLogs (invariant 5): after signup, login,
 // refresh, reuse detection and logout, neither the database files nor the
-// logs contain the password or any refresh token, in text or raw bytes.
+// logs contain the password or any refresh token, in text or raw bytes;
+// with SESSIOND_ENCRYPTION_KEY set, nor the signing key's private part or
+// the refresh-token MAC secret.
 func TestNoPlaintextSecretsAtRestOrInLogs(t *testing.T) {
+	t.Run("encryption=off", func(t *testing.T) { testNoPlaintextSecrets(t, "") })
+	t.Run("encryption=on", func(t *testing.T) { testNoPlaintextSecrets(t, seal.Generate()) })
+}
+
+func testNoPlaintextSecrets(t *testing.T, encryptionKey string) {
 	dir := t.TempDir()
 	cfg := app.DefaultConfig()
 	cfg.DatabaseURL = "sqlite:" + filepath.Join(dir, "s.db")
 	cfg.PasswordHash = fastHash
+	cfg.EncryptionKey = encryptionKey
 	var logs bytes.Buffer
 	db, err := app.OpenStore(context.Background(), cfg)
 	if err != nil {
@@ -43,6 +54,14 @@ func TestNoPlaintextSecretsAtRestOrInLogs(t *testing.T) {
 	rt2 := e.refresh(rt1).want(t, 200, "").str("refresh_token")
 	e.refresh(tok.RT).want(t, 401, "refresh_token_reused") // logged as theft
 	e.call("POST", "/v1/login", map[string]string{"email": "secret@example.com", "password": "wrong password 1"}, "").want(t, 401, "invalid_credentials")
+	keys, err := a.Store.ListKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac, err := a.Store.EnsureSecret(context.Background(), "refresh_token_mac", make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := db.Close(); err != nil { // checkpoints the WAL into the file
 		t.Fatal(err)
 	}
@@ -55,6 +74,12 @@ func TestNoPlaintextSecretsAtRestOrInLogs(t *testing.T) {
 		}
 		secrets["refresh token "+string(rune('0'+i))] = []byte(rt)
 		secrets["refresh token secret "+string(rune('0'+i))] = raw[len(raw)-32:]
+	}
+	if encryptionKey != "" {
+		secrets["refresh token MAC secret"] = mac
+		for _, k := range keys {
+			secrets["private key "+k.ID] = k.PrivateKey
+		}
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "s.db*"))
 	stored := map[string][]byte{"logs": logs.Bytes()}
@@ -78,5 +103,43 @@ func TestNoPlaintextSecretsAtRestOrInLogs(t *testing.T) {
 				t.Errorf("%s contains the %s", where, what)
 			}
 		}
+	}
+}
+
+// TestSecretsReencryptCommand: `sessiond secrets reencrypt` seals the
+// secrets of a database made without a key; `serve` then refuses to start
+// without the key, with one line naming SESSIOND_ENCRYPTION_KEY, and keys
+// rotated in with the key set are sealed too.
+func TestSecretsReencryptCommand(t *testing.T) {
+	url := "sqlite:" + filepath.Join(t.TempDir(), "s.db")
+	newTestEnv(t, url, nil) // creates the signing key and the MAC secret in the clear
+	key := seal.Generate()
+	ctx := context.Background()
+	withKey := getenvFrom(map[string]string{"SESSIOND_DATABASE_URL": url, "SESSIOND_ENCRYPTION_KEY": key})
+	withoutKey := getenvFrom(map[string]string{"SESSIOND_DATABASE_URL": url, "SESSIOND_ADDR": "127.0.0.1:0"})
+
+	if err := run(ctx, []string{"secrets", "reencrypt"}, withoutKey, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "SESSIOND_ENCRYPTION_KEY is not set") {
+		t.Fatalf("reencrypt without a key: got %v, want a refusal naming SESSIOND_ENCRYPTION_KEY", err)
+	}
+	var out bytes.Buffer
+	if err := run(ctx, []string{"secrets", "reencrypt"}, withKey, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "re-encrypted 2 secrets") {
+		t.Errorf("reencrypt printed %q, want 2 secrets (the signing key, the MAC secret)", out.String())
+	}
+	if err := run(ctx, []string{"keys", "rotate", "-activate-after", "0"}, withKey, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"secrets", "reencrypt"}, withKey, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "re-encrypted 0 secrets") {
+		t.Errorf("reencrypt after a rotation with the key: got %q, %v; want nothing left to seal", out.String(), err)
+	}
+
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err := run(sctx, nil, withoutKey, io.Discard, io.Discard)
+	if err == nil || !strings.HasPrefix(err.Error(), "SESSIOND_ENCRYPTION_KEY: ") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("serve without the key: got %v, want one line starting SESSIOND_ENCRYPTION_KEY:", err)
 	}
 }

@@ -28,7 +28,8 @@ type Store interface {
 	Migrate(ctx context.Context) error
 }
 
-// OpenStore opens the database that cfg.DatabaseURL names.
+// OpenStore opens the database that cfg.DatabaseURL names. Its stored
+// secrets are sealed and opened by New, or by Sealed for operator commands.
 func OpenStore(ctx context.Context, cfg Config) (Store, error) {
 	kind, addr, err := SplitDatabaseURL(cfg.DatabaseURL)
 	if err != nil {
@@ -54,18 +55,32 @@ type App struct {
 	Hasher   *password.Hasher
 	policy   sessiond.Policy
 	window   time.Duration // of login throttling
+	schedule sessiond.KeySchedule
 }
 
 // New migrates the database, makes sure a signing key and the
-// refresh-token secret exist in it, and wires the HTTP API. The caller owns db.
+// refresh-token secret exist in it, and wires the HTTP API. The caller owns
+// db. A database whose secrets are sealed under no key of cfg's
+// SESSIOND_ENCRYPTION_KEY is refused with an error naming that setting.
 func New(ctx context.Context, cfg Config, db Store, logger *slog.Logger, clock sessiond.Clock) (*App, error) {
 	// The session rules need the access-token lifetime too: it bounds the
 	// refresh-token ancestor walk (sessiond.Policy.MaxAncestorSteps).
 	cfg.Policy.AccessTTL = cfg.AccessTTL
-	a := &App{Store: db, Keys: token.NewKeyring(cfg.AccessTTL), clock: clock, logger: logger,
-		policy: cfg.Policy, window: cfg.LoginWindow}
-	if err := a.init(ctx, cfg); err != nil {
+	keys, err := cfg.SealKeys()
+	if err != nil {
 		return nil, err
+	}
+	sealed := withSealing(db, keys)
+	a := &App{Store: sealed, Keys: token.NewKeyring(cfg.AccessTTL), clock: clock, logger: logger,
+		policy: cfg.Policy, window: cfg.LoginWindow, schedule: sessiond.KeySchedule{AccessTTL: cfg.AccessTTL}}
+	if err := a.init(ctx, cfg); err != nil {
+		return nil, sealError(err)
+	}
+	switch n := sealed.clear.Load(); {
+	case !sealed.keys.Enabled():
+		logger.Warn("secrets are stored in the clear: signing keys and the refresh-token secret are readable from a database dump; set SESSIOND_ENCRYPTION_KEY to encrypt them")
+	case n > 0:
+		logger.Warn("some secrets are still stored in the clear; run `sessiond secrets reencrypt` to encrypt them", "count", n)
 	}
 	return a, nil
 }
@@ -157,14 +172,26 @@ func accountPage(cfg Config) http.Handler {
 	return web.AccountHandler()
 }
 
-// LoadKeys installs the database's signing keys into the keyring.
+// LoadKeys installs the database's signing keys into the keyring, and
+// erases the private part of retired keys no live token needs any more.
 func (a *App) LoadKeys(ctx context.Context) error {
 	keys, err := a.Store.ListKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
-	if err := a.Keys.Set(keys, a.clock()); err != nil {
+	now := a.clock()
+	if err := a.Keys.Set(keys, now); err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
+	}
+	for i := range keys {
+		if a.schedule.ErasableAt(&keys[i], now) {
+			// Every instance may do this; the update is idempotent.
+			cutoff := now.Add(-(a.schedule.AccessTTL + sessiond.RetiredKeyMargin))
+			if _, err := a.Store.EraseRetiredKeys(ctx, cutoff); err != nil {
+				return fmt.Errorf("erase retired signing keys: %w", err)
+			}
+			break
+		}
 	}
 	return nil
 }

@@ -54,6 +54,11 @@ type Config struct {
 	HashWait     time.Duration
 	// HashSlots is how many password hashes run at once (0: one per core).
 	HashSlots int
+	// EncryptionKey (SESSIOND_ENCRYPTION_KEY, no flag, so that the key
+	// never shows in a process listing) or the file EncryptionKeyFile
+	// names holds the keys that seal secrets at rest; see SealKeys.
+	EncryptionKey     string
+	EncryptionKeyFile string
 }
 
 // DefaultConfig is DESIGN.md's defaults.
@@ -149,6 +154,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HashSlots < 0 || c.HashSlots > 1024 {
 		return bad("hash-slots", "%d is not between 0 (automatic) and 1024", c.HashSlots)
+	}
+	if _, err := c.SealKeys(); err != nil {
+		return err
 	}
 	if err := c.PasswordHash.Validate(); err != nil {
 		return fmt.Errorf("password hash parameters: %v", err)
