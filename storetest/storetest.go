@@ -41,7 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) sessiond.Store) {
 		{"delete_expired_sessions", testDeleteExpiredSessions},
 		{"keys", testKeys},
 		{"secrets", testSecrets},
-		{"login_failures", testLoginFailures},
+		{"attempts", testAttempts},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, open) })
 	}

@@ -53,14 +53,13 @@ type App struct {
 	Registry *prometheus.Registry
 	Hasher   *password.Hasher
 	policy   sessiond.Policy
-	window   time.Duration // of login throttling
 }
 
 // New migrates the database, makes sure a signing key and the
-// refresh-token secret exist in it, and wires the HTTP API. The caller owns db.
+// refresh-token and login-throttle secrets exist in it, and wires the HTTP API. The caller owns db.
 func New(ctx context.Context, cfg Config, db Store, logger *slog.Logger, clock sessiond.Clock) (*App, error) {
 	a := &App{Store: db, Keys: token.NewKeyring(cfg.AccessTTL), clock: clock, logger: logger,
-		policy: cfg.Policy, window: cfg.LoginWindow}
+		policy: cfg.Policy}
 	if err := a.init(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -91,6 +90,12 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	candidate = make([]byte, 32)
+	rand.Read(candidate)
+	throttleSecret, err := a.Store.EnsureSecret(ctx, "login_throttle_mac", candidate)
+	if err != nil {
+		return fmt.Errorf("login throttle secret: %w", err)
+	}
 
 	a.Hasher = password.NewHasher(cfg.PasswordHash, cfg.HashSlots, cfg.HashWait)
 	a.Registry = prometheus.NewRegistry()
@@ -120,9 +125,12 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 		PasswordMinLength: cfg.PasswordMinLength,
 		PasswordMinScore:  cfg.PasswordMinScore,
 		Throttle: auth.Throttle{
-			MaxFailures:   cfg.LoginMaxFailures,
-			MaxIPFailures: cfg.LoginMaxIPFail,
-			Window:        cfg.LoginWindow,
+			MaxFailures:        cfg.LoginMaxFailures,
+			MaxAccountFailures: cfg.LoginMaxAccountFailures,
+			MaxIPFailures:      cfg.LoginMaxIPFail,
+			Window:             cfg.LoginWindow,
+			SignupsPerHour:     cfg.SignupRate,
+			Secret:             throttleSecret,
 		},
 		Events: newEvents(a.Registry),
 		Logger: a.logger,
