@@ -3,8 +3,8 @@ package password_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
