@@ -445,8 +445,8 @@ var invariantChecks = []struct{ name, sql string }{
 		SELECT id FROM sessions WHERE expires_at < created_at OR last_used_at < created_at`},
 	{"exactly one current signing key", `
 		SELECT count(*)::text FROM signing_keys WHERE retired_at IS NULL HAVING count(*) <> 1`},
-	{"no throttle counter without a window", `
-		SELECT key FROM login_failures WHERE count < 0 OR window_start IS NULL`},
+	{"no attempt counter below zero, or forgotten before its window ends", `
+		SELECT key FROM login_attempts WHERE count < 0 OR level < 0 OR forget_at < window_end`},
 }
 
 // checkInvariants runs invariantChecks on the database at url.
