@@ -24,6 +24,10 @@
 //     one IP could try MaxFailures passwords on every email it knows
 //     (credential stuffing); it is higher, as users behind one NAT share it.
 //
+// A reservation is held until the password has checked out, so one client
+// may have at most MaxFailures logins for an email in flight at once; a
+// success then clears the pair, and gives its reservation of the others back.
+//
 // IPv6 clients count by their /64, which one subscriber usually holds. The
 // counters are named by an HMAC under a server secret, so the table shows
 // neither emails nor IPs.
