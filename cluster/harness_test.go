@@ -153,6 +153,7 @@ func launch(t testing.TB, name string, settings map[string]string) (*instance, e
 		// scenarios sign up and log in far beyond what one real client
 		// would. A scenario's own settings still win (exec keeps the last).
 		"SESSIOND_SIGNUP_RATE=1000000",
+		"SESSIOND_LOGIN_MAX_FAILURES=1000",
 		"SESSIOND_LOGIN_MAX_ACCOUNT_FAILURES=1000",
 		"SESSIOND_LOGIN_MAX_IP_FAILURES=1000",
 	)
