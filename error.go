@@ -22,6 +22,7 @@ const (
 	CodeInvalidEmail        = "invalid_email"
 	CodeWeakPassword        = "weak_password"
 	CodeTooManyAttempts     = "too_many_attempts"
+	CodeRateLimited         = "rate_limited"
 	CodeUnavailable         = "unavailable"
 	CodeInternal            = "internal"
 )
@@ -32,7 +33,7 @@ type Error struct {
 	Code    string
 	Message string
 	// RetryAfter, when set, tells the client when to try again
-	// (CodeUnavailable, CodeTooManyAttempts).
+	// (CodeUnavailable, CodeTooManyAttempts, CodeRateLimited).
 	RetryAfter time.Duration
 	Err        error
 }

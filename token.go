@@ -13,6 +13,10 @@ type Tokens struct {
 	RefreshToken     string
 	RefreshExpiresAt time.Time // when the RT stops working if unused: the earlier of idle and absolute expiry
 	SessionID        string
+	// DeviceToken proves this login on this device to later logins with the
+	// same email (see auth's package doc); it expires at DeviceExpiresAt.
+	DeviceToken     string
+	DeviceExpiresAt time.Time
 }
 
 // Principal is who a verified access token speaks for.
@@ -26,14 +30,19 @@ type Principal struct {
 type ClientInfo struct {
 	UserAgent string
 	IP        string
+	// DeviceToken is what an earlier login on this device returned as
+	// Tokens.DeviceToken, if the client kept it; empty otherwise.
+	DeviceToken string
 }
 
 // AuthService is the use cases behind the HTTP API, implemented by package auth.
 type AuthService interface {
-	// Signup creates a user. CodeInvalidEmail, CodeWeakPassword, CodeEmailTaken.
-	Signup(ctx context.Context, email, password string) (*User, error)
+	// Signup creates a user. CodeInvalidEmail, CodeWeakPassword,
+	// CodeEmailTaken, CodeRateLimited (too many signups from c's IP).
+	Signup(ctx context.Context, email, password string, c ClientInfo) (*User, error)
 	// Login checks credentials and creates a session, evicting beyond the cap.
 	// CodeInvalidCredentials (one answer for unknown email and wrong password),
+	// CodeTooManyAttempts (throttled before the password was checked),
 	// CodeUnavailable.
 	Login(ctx context.Context, email, password string, c ClientInfo) (*Tokens, error)
 	// Refresh trades a refresh token for new tokens. CodeInvalidRefreshToken,

@@ -5,6 +5,49 @@
 // domain rules in its transactions.
 //
 // Start at Service.Login; the cap itself is sessiond.Evictions.
+//
+// # Throttling (throttle.go)
+//
+// Every login reserves its attempt before the password is hashed, on
+// counters in the database (sessiond.AttemptStore), so a refused attempt
+// costs no hash and concurrent guesses cannot overrun a limit:
+//
+//   - per (email, client IP) pair: the hard limit, Throttle.MaxFailures
+//     (OWASP Authentication Cheat Sheet). An attacker who exhausts it is
+//     refused, but only at his IP: the owner logging in from elsewhere is
+//     not, so guessing can no longer lock an owner out from everywhere.
+//   - per email from every client together: a much higher ceiling,
+//     Throttle.MaxAccountFailures, which holds an attacker spraying from
+//     many IPs (NIST SP 800-63B 5.2.2: at most 100 failures per account).
+//     A client presenting a device token is exempt from it.
+//   - per client IP across all emails: Throttle.MaxIPFailures. Without it
+//     one IP could try MaxFailures passwords on every email it knows
+//     (credential stuffing); it is higher, as users behind one NAT share it.
+//
+// A reservation is held until the password has checked out, so one client
+// may have at most MaxFailures logins for an email in flight at once; a
+// success then clears the pair, and gives its reservation of the others back.
+//
+// IPv6 clients count by their /64, which one subscriber usually holds. The
+// counters are named by an HMAC under a server secret, so the table shows
+// neither emails nor IPs.
+//
+// A device token (OWASP "device cookies") is issued at every successful
+// login: a random id, an expiry (DeviceTokenTTL) and an HMAC binding both
+// to the email under the server secret. A login that presents a valid one
+// for its email counts only against the pair (email, device), so an
+// attacker exhausting the ceiling, or sharing the owner's IP, does not keep
+// the owner's own device out.
+//
+// Delays increase rather than hitting a flat wall: when a pair's window
+// ends with its attempts used up, its next window is twice as long (up to
+// 64 windows). A guesser who keeps going gets MaxFailures guesses per 15
+// minutes, then per 30, per hour, ..., and Retry-After says how long; a
+// user who mistyped a few times and then got in starts over (a success
+// clears the pair).
+//
+// Signups reserve one attempt per client IP and hour
+// (Throttle.SignupsPerHour) before hashing, refused with CodeRateLimited.
 package auth
 
 import (
@@ -42,6 +85,7 @@ type Service struct {
 	pwMin     int
 	pwScore   int
 	throttle  Throttle
+	keys      throttleKeys
 	events    Events
 	logger    *slog.Logger
 }
@@ -89,6 +133,7 @@ func New(d Deps) *Service {
 	if s.clock == nil {
 		s.clock = sessiond.SystemClock
 	}
+	s.keys = deriveThrottleKeys(d.Throttle.Secret)
 	if s.pwMin == 0 {
 		s.pwMin = DefaultPasswordMinLength
 	}
@@ -126,8 +171,10 @@ func validateEmail(email string) error {
 	return nil
 }
 
-// Signup creates a user.
-func (s *Service) Signup(ctx context.Context, email, pw string) (*sessiond.User, error) {
+// Signup creates a user. A signup that gets as far as hashing counts
+// against its client IP's limit, whether it then succeeds or finds the
+// email taken; one that hits an outage gives its attempt back.
+func (s *Service) Signup(ctx context.Context, email, pw string, c sessiond.ClientInfo) (*sessiond.User, error) {
 	email = NormalizeEmail(email)
 	if err := validateEmail(email); err != nil {
 		return nil, err
@@ -136,12 +183,20 @@ func (s *Service) Signup(ctx context.Context, email, pw string) (*sessiond.User,
 	if err := s.checkPassword(pw, email); err != nil {
 		return nil, err
 	}
+	counts, err := s.reserve(ctx, s.signupLimits(c.IP), sessiond.CodeRateLimited, "too many signups from this address; try again later")
+	if err != nil {
+		return nil, err
+	}
 	hash, err := s.hasher.Hash(ctx, pw)
 	if err != nil {
+		s.release(ctx, counts)
 		return nil, err
 	}
 	u := &sessiond.User{ID: sessiond.NewID(), Email: email, PasswordHash: hash, CreatedAt: s.now()}
 	if err := s.store.CreateUser(ctx, u); err != nil {
+		if sessiond.ErrorCode(err) != sessiond.CodeEmailTaken {
+			s.release(ctx, counts)
+		}
 		return nil, err
 	}
 	return u, nil
@@ -154,21 +209,19 @@ var errCredentials = sessiond.Errorf(sessiond.CodeInvalidCredentials, "email or 
 func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.ClientInfo) (*sessiond.Tokens, error) {
 	email = NormalizeEmail(email)
 	pw = normalizePassword(pw)
-	keys := s.throttleKeys(email, c.IP)
-	failures, err := s.checkThrottle(ctx, keys)
+	device := s.deviceID(c.DeviceToken, email, s.now())
+	counts, err := s.reserve(ctx, s.loginLimits(email, c.IP, device), sessiond.CodeTooManyAttempts, "too many failed logins; try again later")
 	if err != nil {
 		return nil, err
 	}
 	u, err := s.checkCredentials(ctx, email, pw)
 	if err != nil {
-		if sessiond.ErrorCode(err) == sessiond.CodeInvalidCredentials {
-			if rerr := s.recordFailure(ctx, keys); rerr != nil {
-				return nil, rerr
-			}
+		if sessiond.ErrorCode(err) != sessiond.CodeInvalidCredentials {
+			s.release(ctx, counts) // not a guess: the hashing slots were busy, or the database down
 		}
 		return nil, err
 	}
-	if err := s.clearFailures(ctx, keys, failures); err != nil {
+	if err := s.loginSucceeded(ctx, counts); err != nil {
 		return nil, err
 	}
 
@@ -196,7 +249,12 @@ func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.Client
 		s.logger.LogAttrs(ctx, slog.LevelInfo, "sessions evicted at login",
 			slog.String("user_id", u.ID), slog.Any("evicted", evicted))
 	}
-	return s.tokens(sess, rt, now)
+	t, err := s.tokens(sess, rt, now)
+	if err != nil {
+		return nil, err
+	}
+	t.DeviceToken, t.DeviceExpiresAt = s.issueDeviceToken(email, now)
+	return t, nil
 }
 
 // checkCredentials returns the user whose password pw is, or

@@ -65,6 +65,44 @@ func (b Browser) CookieName() string {
 	return "__Secure-sessiond_rt"
 }
 
+// DeviceCookieName is the device token's cookie (see the auth package doc):
+// sent only to /v1/login, where it exempts this browser from the per-email
+// login ceiling once it has logged in to that email.
+func (b Browser) DeviceCookieName() string {
+	if b.InsecureCookie {
+		return "sessiond_device"
+	}
+	return "__Secure-sessiond_device"
+}
+
+// deviceCookiePath is the one endpoint that reads the device cookie.
+const deviceCookiePath = "/v1/login"
+
+// setDeviceCookie delivers t's device token, expiring with it.
+func (b Browser) setDeviceCookie(w http.ResponseWriter, t *sessiond.Tokens) {
+	if t.DeviceToken == "" {
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: b.DeviceCookieName(), Value: t.DeviceToken, Path: deviceCookiePath,
+		Expires: t.DeviceExpiresAt.UTC(), MaxAge: max(int(seconds(t.DeviceExpiresAt.Sub(t.IssuedAt))), 1),
+		HttpOnly: true, Secure: !b.InsecureCookie, SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// deviceCookie is the request's device token cookie, if cookie mode is on.
+// It is only a claim to be checked by auth: a forged one is no proof.
+func (b Browser) deviceCookie(r *http.Request) string {
+	if !b.CookieMode {
+		return ""
+	}
+	c, err := r.Cookie(b.DeviceCookieName())
+	if err != nil || len(c.Value) > maxTokenLen {
+		return ""
+	}
+	return c.Value
+}
+
 // setRefreshCookies delivers t's RT, expiring when the session would.
 func (b Browser) setRefreshCookies(w http.ResponseWriter, t *sessiond.Tokens) {
 	maxAge := int(seconds(t.RefreshExpiresAt.Sub(t.IssuedAt)))
@@ -141,6 +179,7 @@ func tokenBody(t *sessiond.Tokens, viaCookie bool) tokenResponse {
 	resp := newTokenResponse(t)
 	if viaCookie {
 		resp.RefreshToken = ""
+		resp.DeviceToken = ""
 	}
 	return resp
 }

@@ -21,7 +21,7 @@ type stubAuth struct{}
 var stubTokens = &sessiond.Tokens{IssuedAt: time.Unix(0, 0), AccessToken: "a", AccessExpiresAt: time.Unix(900, 0),
 	RefreshToken: "r", RefreshExpiresAt: time.Unix(3600, 0), SessionID: "s"}
 
-func (stubAuth) Signup(_ context.Context, email, _ string) (*sessiond.User, error) {
+func (stubAuth) Signup(_ context.Context, email, _ string, _ sessiond.ClientInfo) (*sessiond.User, error) {
 	return &sessiond.User{ID: "u", Email: email}, nil
 }
 func (stubAuth) Login(context.Context, string, string, sessiond.ClientInfo) (*sessiond.Tokens, error) {

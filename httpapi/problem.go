@@ -32,6 +32,7 @@ var statusOf = map[string]int{
 	sessiond.CodeInvalidEmail:        http.StatusUnprocessableEntity,
 	sessiond.CodeWeakPassword:        http.StatusUnprocessableEntity,
 	sessiond.CodeTooManyAttempts:     http.StatusTooManyRequests,
+	sessiond.CodeRateLimited:         http.StatusTooManyRequests,
 	sessiond.CodeUnavailable:         http.StatusServiceUnavailable,
 	sessiond.CodeInternal:            http.StatusInternalServerError,
 }

@@ -15,7 +15,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		pattern string
 		handler http.Handler
 	}{
-		{"POST /v1/signup", handleSignup(d.Logger, d.Auth)},
+		{"POST /v1/signup", handleSignup(d.Logger, d.Auth, d.TrustedProxies)},
 		{"POST /v1/login", handleLogin(d.Logger, d.Auth, d.TrustedProxies, bd)},
 		{"POST /v1/refresh", handleRefresh(d.Logger, d.Auth, bd)},
 		{"POST /v1/logout", handleLogout(d.Logger, d.Auth, bd)},

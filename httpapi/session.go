@@ -19,6 +19,13 @@ func (c credentials) valid() error {
 	return required([2]string{"email", c.Email}, [2]string{"password", c.Password})
 }
 
+// loginRequest is credentials plus the device token an earlier login on this
+// device returned, if the client kept it (in cookie mode it comes as a cookie).
+type loginRequest struct {
+	credentials
+	DeviceToken string `json:"device_token,omitempty"`
+}
+
 type refreshRequest struct {
 	RefreshToken string `json:"refresh_token"`
 }
@@ -33,6 +40,9 @@ type tokenResponse struct {
 	RefreshToken     string `json:"refresh_token,omitempty"` // empty in cookie mode
 	RefreshExpiresIn int64  `json:"refresh_expires_in"`
 	SessionID        string `json:"session_id"`
+	// DeviceToken is sent back by the client at its next login for the
+	// same email; empty in cookie mode, where it is a cookie.
+	DeviceToken string `json:"device_token,omitempty"`
 }
 
 func newTokenResponse(t *sessiond.Tokens) tokenResponse {
@@ -43,6 +53,7 @@ func newTokenResponse(t *sessiond.Tokens) tokenResponse {
 		RefreshToken:     t.RefreshToken,
 		RefreshExpiresIn: seconds(t.RefreshExpiresAt.Sub(t.IssuedAt)),
 		SessionID:        t.SessionID,
+		DeviceToken:      t.DeviceToken,
 	}
 }
 
@@ -50,7 +61,7 @@ func newTokenResponse(t *sessiond.Tokens) tokenResponse {
 // for 15 minutes expires at 12:15:00, and says 900, not 899.
 func seconds(d time.Duration) int64 { return int64(math.Ceil(d.Seconds())) }
 
-func handleSignup(logger *slog.Logger, svc sessiond.AuthService) http.Handler {
+func handleSignup(logger *slog.Logger, svc sessiond.AuthService, trusted []netip.Prefix) http.Handler {
 	type response struct {
 		UserID    string    `json:"user_id"`
 		Email     string    `json:"email"`
@@ -62,7 +73,7 @@ func handleSignup(logger *slog.Logger, svc sessiond.AuthService) http.Handler {
 			writeError(w, r, logger, err)
 			return
 		}
-		u, err := svc.Signup(r.Context(), req.Email, req.Password)
+		u, err := svc.Signup(r.Context(), req.Email, req.Password, clientInfo(r, trusted))
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
@@ -81,18 +92,24 @@ func handleLogin(logger *slog.Logger, svc sessiond.AuthService, trusted []netip.
 				return
 			}
 		}
-		req, err := decode[credentials](w, r)
+		req, err := decode[loginRequest](w, r)
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
 		}
-		t, err := svc.Login(r.Context(), req.Email, req.Password, clientInfo(r, trusted))
+		c := clientInfo(r, trusted)
+		c.DeviceToken = req.DeviceToken
+		if c.DeviceToken == "" {
+			c.DeviceToken = bd.b.deviceCookie(r)
+		}
+		t, err := svc.Login(r.Context(), req.Email, req.Password, c)
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
 		}
 		if viaCookie {
 			bd.b.setRefreshCookies(w, t)
+			bd.b.setDeviceCookie(w, t)
 		}
 		encode(w, http.StatusOK, tokenBody(t, viaCookie))
 	})

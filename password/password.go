@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,13 +79,21 @@ func (p Params) Validate() error {
 // x/crypto's argon2 allocates that memory afresh on every call, which cost
 // a garbage collection per login (see internal/argon2). Memory held by slots
 // is handed back once hashing has been quiet for a while (see idle).
+//
+// Checks of existing passwords (Verify, VerifyDummy: logins) come before
+// new hashes (Hash: signups): a freed slot goes to the longest-waiting
+// check, and to a new hash only when no check waits, so a burst of signups
+// cannot turn logins into 503s.
 type Hasher struct {
 	params Params
 	err    error // from params.Validate; returned by every hashing call
 	// slots holds the free slots: a hash takes one, with its memory, and
-	// puts it back. Waiters are served in arrival order.
-	slots chan *argon2.Memory
-	wait  time.Duration
+	// puts it back. When none is free, callers queue in waiting, one queue
+	// per priority, each served in arrival order.
+	slots   chan *argon2.Memory
+	mu      sync.Mutex // guards waiting, and orders handing a slot over with queueing for one
+	waiting [2][]*waiter
+	wait    time.Duration
 	// dummy is a hash at params, for VerifyDummy to check against.
 	dummy decoded
 	// computed counts argon2 computations, for metrics and for tests that
@@ -135,7 +144,7 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	}
 	salt := make([]byte, h.params.SaltLength)
 	rand.Read(salt) // never fails (crypto/rand, Go 1.24+)
-	m, err := h.acquire(ctx)
+	m, err := h.acquire(ctx, low)
 	if err != nil {
 		return "", err
 	}
@@ -168,7 +177,7 @@ func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
 }
 
 func (h *Hasher) verify(ctx context.Context, password string, d decoded) (bool, error) {
-	m, err := h.acquire(ctx)
+	m, err := h.acquire(ctx, high)
 	if err != nil {
 		return false, err
 	}
@@ -193,40 +202,83 @@ func (h *Hasher) compute(m *argon2.Memory, password string, salt []byte, p Param
 	return key
 }
 
-// acquire takes a hashing slot, waiting at most h.wait, and returns its
-// memory, which the caller gives back with release.
-func (h *Hasher) acquire(ctx context.Context) (*argon2.Memory, error) {
+// Priorities of the waiting queues.
+const (
+	high = 0 // checks of existing passwords: logins
+	low  = 1 // new hashes: signups
+)
+
+// waiter is a caller queued for a slot; release hands it one through m.
+type waiter struct{ m chan *argon2.Memory }
+
+// acquire takes a hashing slot, waiting at most h.wait behind the callers
+// of its priority and higher, and returns its memory, which the caller gives
+// back with release.
+func (h *Hasher) acquire(ctx context.Context, prio int) (*argon2.Memory, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, canceled(err)
 	}
+	h.mu.Lock()
 	select {
 	case m := <-h.slots:
+		h.mu.Unlock()
 		return m, nil
 	default:
 	}
+	w := &waiter{m: make(chan *argon2.Memory, 1)}
+	h.waiting[prio] = append(h.waiting[prio], w)
+	h.mu.Unlock()
+
 	t := time.NewTimer(h.wait)
 	defer t.Stop()
+	var err error
 	select {
-	case m := <-h.slots:
+	case m := <-w.m:
 		return m, nil
 	case <-t.C:
-		return nil, &sessiond.Error{
+		err = &sessiond.Error{
 			Code:       sessiond.CodeUnavailable,
 			Message:    "too many password checks at once, try again shortly",
 			RetryAfter: time.Second,
 			Err:        errors.New("password hashing slots busy"),
 		}
 	case <-ctx.Done():
-		return nil, canceled(ctx.Err())
+		err = canceled(ctx.Err())
 	}
+	h.mu.Lock()
+	if i := slices.Index(h.waiting[prio], w); i >= 0 {
+		h.waiting[prio] = slices.Delete(h.waiting[prio], i, i+1)
+		h.mu.Unlock()
+		return nil, err
+	}
+	h.mu.Unlock()
+	// A slot was handed over as the wait ended: pass it on.
+	h.release(<-w.m)
+	return nil, err
 }
 
 func (h *Hasher) release(m *argon2.Memory) {
 	h.lastUse.Store(time.Now().UnixNano())
-	h.slots <- m
-	if len(h.slots) == cap(h.slots) {
+	if h.put(m) {
 		h.armIdle()
 	}
+}
+
+// put hands a slot to the first waiter of the highest priority, or frees
+// it, and reports whether every slot is now free.
+func (h *Hasher) put(m *argon2.Memory) (allFree bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for prio := range h.waiting {
+		if q := h.waiting[prio]; len(q) > 0 {
+			w := q[0]
+			h.waiting[prio] = slices.Delete(q, 0, 1)
+			w.m <- m // buffered: never blocks
+			return false
+		}
+	}
+	h.slots <- m
+	return len(h.slots) == cap(h.slots)
 }
 
 // IdleAfter is how long hashing must have been quiet before the slots hand
@@ -268,7 +320,7 @@ func (h *Hasher) dropIdleMemory() int {
 	var free []*argon2.Memory
 	defer func() {
 		for _, m := range free {
-			h.slots <- m
+			h.put(m) // to whoever queued meanwhile
 		}
 	}()
 	for range cap(h.slots) {

@@ -3,6 +3,7 @@ package password_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -285,5 +286,46 @@ func BenchmarkHash(b *testing.B) {
 		if _, err := h.Hash(ctx, "correct horse battery staple"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestLoginsBeforeSignups fills the one slot, queues a signup (Hash) and
+// then a login (Verify), and frees the slot: the login, though it came
+// second, gets it, and the signup only after the login is done.
+func TestLoginsBeforeSignups(t *testing.T) {
+	h := password.NewHasher(fast, 1, time.Hour)
+	release := h.Occupy()
+	stored, err := password.NewHasher(fast, 1, time.Second).Hash(context.Background(), "password1234")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(checks, hashes int) {
+		t.Helper()
+		for {
+			c, n := h.Waiting()
+			if c == checks && n == hashes {
+				return
+			}
+			runtime.Gosched()
+		}
+	}
+	done := make(chan string, 2)
+	go func() {
+		if _, err := h.Hash(context.Background(), "password1234"); err != nil {
+			t.Errorf("signup: %v", err)
+		}
+		done <- "signup"
+	}()
+	waitFor(0, 1)
+	go func() {
+		if _, err := h.Verify(context.Background(), "password1234", stored); err != nil {
+			t.Errorf("login: %v", err)
+		}
+		done <- "login"
+	}()
+	waitFor(1, 1)
+	release()
+	if first, second := <-done, <-done; first != "login" || second != "signup" {
+		t.Fatalf("got %s first, then %s; want the login first", first, second)
 	}
 }

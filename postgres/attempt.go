@@ -1,7 +1,9 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -11,122 +13,135 @@ import (
 	"github.com/sessiond/sessiond"
 )
 
-// A key's window has ended at now when window_start + window <= now. Every
-// statement below compares window_start with the cutoff now - window,
-// computed in Go rather than with interval arithmetic, so that the index on
-// window_start serves the sweep and no time comes from the database.
-
-// recordLoginFailure adds one failure to key $1 at $2 (now), given the
-// cutoff $3 (now - window): a first failure inserts count 1; a failure in the
-// current window increments it; a failure after the window ended opens a new
-// window at now with count 1. ON CONFLICT DO UPDATE locks the row, so
-// concurrent failures of one key each count exactly once.
-const recordLoginFailure = `INSERT INTO login_failures (key, count, window_start) VALUES ($1, 1, $2)
+// reserveAttempt adds one attempt to counter $1 at $2 (now) with base
+// window $3 (microseconds), limit $4 and at most $5 doublings, and returns
+// the counter. A first attempt opens a window of the base length; an attempt
+// in the current window increments it; an attempt after the window ended
+// opens a new one, twice as long as the last if the last was used up (count
+// reached the limit), else of the base length again. ON CONFLICT DO UPDATE
+// locks the row until the transaction ends, so concurrent reservations of
+// one counter queue and each sees the count the one before left.
+const reserveAttempt = `INSERT INTO login_attempts (key, count, level, window_end, forget_at)
+	VALUES ($1, 1, 0, $2::timestamptz + $3::bigint * interval '1 microsecond', $2::timestamptz + 2 * $3::bigint * interval '1 microsecond')
 	ON CONFLICT (key) DO UPDATE SET
-		count = CASE WHEN login_failures.window_start <= $3 THEN 1 ELSE login_failures.count + 1 END,
-		window_start = CASE WHEN login_failures.window_start <= $3 THEN excluded.window_start ELSE login_failures.window_start END`
+		count = CASE WHEN login_attempts.window_end <= $2 THEN 1 ELSE login_attempts.count + 1 END,
+		level = CASE WHEN login_attempts.window_end <= $2 THEN ` + nextLevel + ` ELSE login_attempts.level END,
+		window_end = CASE WHEN login_attempts.window_end <= $2
+			THEN $2::timestamptz + ($3::bigint << ` + nextLevel + `) * interval '1 microsecond'
+			ELSE login_attempts.window_end END,
+		forget_at = CASE WHEN login_attempts.window_end <= $2
+			THEN $2::timestamptz + 2 * ($3::bigint << ` + nextLevel + `) * interval '1 microsecond'
+			ELSE login_attempts.forget_at END
+	RETURNING count, level, window_end`
 
-// RecordLoginFailure adds one failure to each key at now, opening a new
-// window where the last one ended. All keys change in one transaction; a key
-// listed twice counts once.
-func (db *DB) RecordLoginFailure(ctx context.Context, keys []string, now time.Time, window time.Duration) error {
-	if len(keys) == 0 {
-		return nil
+// nextLevel is the level of the window that follows the stored one.
+const nextLevel = `(CASE WHEN login_attempts.count >= $4::integer THEN LEAST(login_attempts.level + 1, $5::integer) ELSE 0 END)`
+
+// errRefused rolls a refused reservation back; it never leaves this file.
+var errRefused = errors.New("attempt refused")
+
+// ReserveAttempts adds one attempt to each counter in one transaction and
+// rolls it back if any counter went over its limit.
+func (db *DB) ReserveAttempts(ctx context.Context, limits []sessiond.AttemptLimit, now time.Time) ([]sessiond.AttemptCount, bool, error) {
+	if len(limits) == 0 {
+		return nil, true, nil
+	}
+	// In key order, so that two reservations locking the same counters lock
+	// them in the same order and cannot deadlock each other.
+	order := make([]int, len(limits))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(limits[a].Key, limits[b].Key) })
+	for i := 1; i < len(order); i++ {
+		if limits[order[i]].Key == limits[order[i-1]].Key {
+			return nil, false, fmt.Errorf("reserve attempts: counter %s named twice", limits[order[i]].Key)
+		}
 	}
 	now = sessiond.Now(now)
-	cutoff := now.Add(-window)
-	// Sorted, so that two calls locking the same keys lock them in the same
-	// order and cannot deadlock each other.
-	uniq := distinct(keys)
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	counts := make([]sessiond.AttemptCount, len(limits))
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		for _, i := range order {
+			l, c := limits[i], &counts[i]
+			c.Key = l.Key
+			err := tx.QueryRow(ctx, reserveAttempt, l.Key, now, l.Window.Microseconds(), l.Max, l.MaxLevel).
+				Scan(&c.Count, &c.Level, &c.WindowEnd)
+			if err != nil {
+				return fmt.Errorf("upsert attempt: %w", err)
+			}
+			c.WindowEnd = sessiond.Now(c.WindowEnd)
+		}
+		if refused, _ := sessiond.AttemptsRefused(limits, counts, now); refused {
+			return errRefused // inTx rolls back every increment
+		}
+		return nil
+	})
+	if errors.Is(err, errRefused) {
+		return counts, false, nil
+	}
+	if err != nil {
+		return nil, false, storeError("reserve attempts", err)
+	}
+	return counts, true, nil
+}
+
+// releaseAttempt gives back one attempt of counter $1 if its window still
+// ends at $2, the end the reservation saw.
+const releaseAttempt = `UPDATE login_attempts SET count = count - 1 WHERE key = $1 AND window_end = $2 AND count > 0`
+
+// ReleaseAttempts gives back one attempt of each counter still in the
+// window its count was reserved in.
+func (db *DB) ReleaseAttempts(ctx context.Context, counts []sessiond.AttemptCount) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	sorted := slices.SortedFunc(slices.Values(counts), func(a, b sessiond.AttemptCount) int { return cmp.Compare(a.Key, b.Key) })
 	ctx, cancel := db.withTimeout(ctx)
 	defer cancel()
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		for _, key := range uniq {
-			if _, err := tx.Exec(ctx, recordLoginFailure, key, now, cutoff); err != nil {
-				return fmt.Errorf("upsert login failure: %w", err)
+		for _, c := range sorted {
+			if _, err := tx.Exec(ctx, releaseAttempt, c.Key, c.WindowEnd); err != nil {
+				return fmt.Errorf("update attempt: %w", err)
 			}
 		}
 		return nil
 	})
-	return storeError("record login failure", err)
+	return storeError("release attempts", err)
 }
 
-// loginFailures selects the counters of the keys $1 still in their window
-// (window_start after the cutoff $2).
-const loginFailures = `SELECT key, count, window_start FROM login_failures WHERE key = ANY($1) AND window_start > $2`
+const clearAttempts = `DELETE FROM login_attempts WHERE key = $1`
 
-// LoginFailures returns each key's count in its window as of now, in the
-// order of keys; a key with no counter, or whose window ended at or before
-// now, has count zero and a zero WindowStart.
-func (db *DB) LoginFailures(ctx context.Context, keys []string, now time.Time, window time.Duration) ([]sessiond.LoginFailures, error) {
-	out := make([]sessiond.LoginFailures, len(keys))
-	for i, key := range keys {
-		out[i].Key = key
-	}
-	if len(keys) == 0 {
-		return out, nil
-	}
+// ClearAttempts forgets the counter key.
+func (db *DB) ClearAttempts(ctx context.Context, key string) error {
 	ctx, cancel := db.withTimeout(ctx)
 	defer cancel()
-	rows, err := db.pool.Query(ctx, loginFailures, distinct(keys), sessiond.Now(now).Add(-window))
-	if err != nil {
-		return nil, storeError("get login failures", err)
-	}
-	found := make(map[string]sessiond.LoginFailures, len(keys))
-	var f sessiond.LoginFailures
-	_, err = pgx.ForEachRow(rows, []any{&f.Key, &f.Count, &f.WindowStart}, func() error {
-		f.WindowStart = sessiond.Now(f.WindowStart)
-		found[f.Key] = f
-		return nil
-	})
-	if err != nil {
-		return nil, storeError("get login failures", err)
-	}
-	for i, key := range keys {
-		if f, ok := found[key]; ok {
-			out[i] = f
-		}
-	}
-	return out, nil
+	_, err := db.exec(ctx, clearAttempts, key)
+	return storeError("clear attempts", err)
 }
 
-const clearLoginFailures = `DELETE FROM login_failures WHERE key = $1`
-
-// ClearLoginFailures forgets the failures of key.
-func (db *DB) ClearLoginFailures(ctx context.Context, key string) error {
-	ctx, cancel := db.withTimeout(ctx)
-	defer cancel()
-	_, err := db.exec(ctx, clearLoginFailures, key)
-	return storeError("clear login failures", err)
-}
-
-// deleteStaleLoginFailures deletes one batch of counters whose window ended
-// (window_start at or before the cutoff $1). SKIP LOCKED lets sweepers on
-// several instances share the work, and leaves alone a counter that a login
-// failure is updating right now (its window may be reopening).
-const deleteStaleLoginFailures = `DELETE FROM login_failures WHERE key IN (
-		SELECT key FROM login_failures
-		WHERE window_start <= $1
+// deleteStaleAttempts deletes one batch of counters forgotten by $1 (now).
+// SKIP LOCKED lets sweepers on several instances share the work, and leaves
+// alone a counter that a reservation is updating right now (its window may
+// be reopening).
+const deleteStaleAttempts = `DELETE FROM login_attempts WHERE key IN (
+		SELECT key FROM login_attempts
+		WHERE forget_at <= $1
 		LIMIT $2
 		FOR UPDATE SKIP LOCKED)`
 
-// DeleteStaleLoginFailures deletes at most limit counters whose window ended
-// at or before now and returns how many; a limit below 1 deletes nothing.
-func (db *DB) DeleteStaleLoginFailures(ctx context.Context, now time.Time, window time.Duration, limit int) (int, error) {
+// DeleteStaleAttempts deletes at most limit counters forgotten by now and
+// returns how many; a limit below 1 deletes nothing.
+func (db *DB) DeleteStaleAttempts(ctx context.Context, now time.Time, limit int) (int, error) {
 	if limit < 1 {
 		return 0, nil
 	}
 	ctx, cancel := db.withTimeout(ctx)
 	defer cancel()
-	tag, err := db.exec(ctx, deleteStaleLoginFailures, sessiond.Now(now).Add(-window), limit)
+	tag, err := db.exec(ctx, deleteStaleAttempts, sessiond.Now(now), limit)
 	if err != nil {
-		return 0, storeError("delete stale login failures", err)
+		return 0, storeError("delete stale attempts", err)
 	}
 	return int(tag.RowsAffected()), nil
-}
-
-// distinct returns keys sorted and without repeats: a key named twice is one
-// counter.
-func distinct(keys []string) []string {
-	return slices.Compact(slices.Sorted(slices.Values(keys)))
 }

@@ -10,142 +10,144 @@ import (
 	"github.com/sessiond/sessiond"
 )
 
-// A key's window has ended at now when window_start + window <= now. Every
-// statement below compares window_start with the cutoff now - window,
-// computed in Go, so that the arithmetic stays out of SQL and the index on
-// window_start serves the sweep.
-
-// recordLoginFailure adds one failure to key ?1 at ?2 (now), given the cutoff
-// ?3 (now - window): a first failure inserts count 1; a failure in the
-// current window increments it; a failure after the window ended opens a new
-// window at now with count 1. One statement, so it is atomic per key.
-const recordLoginFailure = `INSERT INTO login_failures (key, count, window_start) VALUES (?1, 1, ?2)
+// reserveAttempt adds one attempt to counter ?1 at ?2 (now) with base
+// window ?3 (microseconds), limit ?4 and at most ?5 doublings, and returns
+// the counter. A first attempt opens a window of the base length; an attempt
+// in the current window increments it; an attempt after the window ended
+// opens a new one, twice as long as the last if the last was used up (count
+// reached the limit), else of the base length again. One statement, so it is
+// atomic per counter.
+const reserveAttempt = `INSERT INTO login_attempts (key, count, level, window_end, forget_at)
+VALUES (?1, 1, 0, ?2 + ?3, ?2 + 2 * ?3)
 ON CONFLICT (key) DO UPDATE SET
-	count = CASE WHEN login_failures.window_start <= ?3 THEN 1 ELSE login_failures.count + 1 END,
-	window_start = CASE WHEN login_failures.window_start <= ?3 THEN excluded.window_start ELSE login_failures.window_start END`
+	count = CASE WHEN login_attempts.window_end <= ?2 THEN 1 ELSE login_attempts.count + 1 END,
+	level = CASE WHEN login_attempts.window_end <= ?2 THEN ` + nextLevel + ` ELSE login_attempts.level END,
+	window_end = CASE WHEN login_attempts.window_end <= ?2 THEN ?2 + (?3 << ` + nextLevel + `) ELSE login_attempts.window_end END,
+	forget_at = CASE WHEN login_attempts.window_end <= ?2 THEN ?2 + 2 * (?3 << ` + nextLevel + `) ELSE login_attempts.forget_at END
+RETURNING count, level, window_end`
 
-// RecordLoginFailure adds one failure to each key at now, opening a new
-// window where the last one ended. All keys change in one transaction; a key
-// listed twice counts once.
-func (db *DB) RecordLoginFailure(ctx context.Context, keys []string, now time.Time, window time.Duration) error {
-	if len(keys) == 0 {
-		return nil
+// nextLevel is the level of the window that follows the stored one.
+const nextLevel = `(CASE WHEN login_attempts.count >= ?4 THEN min(login_attempts.level + 1, ?5) ELSE 0 END)`
+
+// ReserveAttempts adds one attempt to each counter in one transaction and
+// rolls it back if any counter went over its limit.
+func (db *DB) ReserveAttempts(ctx context.Context, limits []sessiond.AttemptLimit, now time.Time) ([]sessiond.AttemptCount, bool, error) {
+	if len(limits) == 0 {
+		return nil, true, nil
+	}
+	if err := distinctKeys(limits); err != nil {
+		return nil, false, err
 	}
 	now = sessiond.Now(now)
-	cutoff := now.Add(-window)
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
-	// The writer's transactions are BEGIN IMMEDIATE: the upserts queue
-	// behind other writes rather than fail on a lock upgrade.
+	// The writer's transactions are BEGIN IMMEDIATE: reservations queue
+	// behind other writes, one at a time, rather than fail on a lock upgrade.
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return storeError("record login failure", err)
+		return nil, false, storeError("reserve attempts", err)
 	}
 	defer tx.Rollback()
-	for _, key := range distinct(keys) {
-		if _, err := tx.ExecContext(ctx, recordLoginFailure, key, micros(now), micros(cutoff)); err != nil {
-			return storeError("record login failure", fmt.Errorf("upsert login failure: %w", err))
+	counts := make([]sessiond.AttemptCount, len(limits))
+	for i, l := range limits {
+		var end int64
+		c := &counts[i]
+		c.Key = l.Key
+		err := tx.QueryRowContext(ctx, reserveAttempt, l.Key, micros(now), l.Window.Microseconds(), l.Max, l.MaxLevel).
+			Scan(&c.Count, &c.Level, &end)
+		if err != nil {
+			return nil, false, storeError("reserve attempts", fmt.Errorf("upsert attempt: %w", err))
+		}
+		c.WindowEnd = fromMicros(end)
+	}
+	if refused, _ := sessiond.AttemptsRefused(limits, counts, now); refused {
+		return counts, false, nil // the deferred rollback undoes every increment
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, false, storeError("reserve attempts", fmt.Errorf("commit: %w", err))
+	}
+	return counts, true, nil
+}
+
+// distinctKeys refuses a reservation naming a counter twice: the second
+// increment would count one attempt twice.
+func distinctKeys(limits []sessiond.AttemptLimit) error {
+	keys := make([]string, len(limits))
+	for i, l := range limits {
+		keys[i] = l.Key
+	}
+	if len(distinct(keys)) != len(keys) {
+		return fmt.Errorf("reserve attempts: a counter named twice in %s", strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+// releaseAttempt gives back one attempt of counter ?1 if its window still
+// ends at ?2, the end the reservation saw.
+const releaseAttempt = `UPDATE login_attempts SET count = count - 1 WHERE key = ? AND window_end = ? AND count > 0`
+
+// ReleaseAttempts gives back one attempt of each counter still in the
+// window its count was reserved in.
+func (db *DB) ReleaseAttempts(ctx context.Context, counts []sessiond.AttemptCount) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return storeError("release attempts", err)
+	}
+	defer tx.Rollback()
+	for _, c := range counts {
+		if _, err := tx.ExecContext(ctx, releaseAttempt, c.Key, micros(c.WindowEnd)); err != nil {
+			return storeError("release attempts", fmt.Errorf("update attempt: %w", err))
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return storeError("record login failure", fmt.Errorf("commit: %w", err))
+		return storeError("release attempts", fmt.Errorf("commit: %w", err))
 	}
 	return nil
 }
 
-// loginFailuresPrefix selects the counters in their window (window_start
-// after the cutoff ?) of the keys whose placeholders follow: LoginFailures
-// appends one "?" per key and the closing parenthesis.
-const loginFailuresPrefix = `SELECT key, count, window_start FROM login_failures WHERE window_start > ? AND key IN (`
+const clearAttempts = `DELETE FROM login_attempts WHERE key = ?`
 
-// LoginFailures returns each key's count in its window as of now, in the
-// order of keys; a key with no counter, or whose window ended at or before
-// now, has count zero and a zero WindowStart.
-func (db *DB) LoginFailures(ctx context.Context, keys []string, now time.Time, window time.Duration) ([]sessiond.LoginFailures, error) {
-	out := make([]sessiond.LoginFailures, len(keys))
-	for i, key := range keys {
-		out[i].Key = key
-	}
-	if len(keys) == 0 {
-		return out, nil
-	}
-	uniq := distinct(keys)
-	query := loginFailuresPrefix + strings.Repeat("?, ", len(uniq)-1) + "?)"
-	args := make([]any, 0, 1+len(uniq))
-	args = append(args, micros(sessiond.Now(now).Add(-window)))
-	for _, key := range uniq {
-		args = append(args, key)
-	}
-
+// ClearAttempts forgets the counter key.
+func (db *DB) ClearAttempts(ctx context.Context, key string) error {
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
-	rows, err := db.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, storeError("get login failures", err)
-	}
-	defer rows.Close()
-	found := make(map[string]sessiond.LoginFailures, len(uniq))
-	for rows.Next() {
-		var (
-			f     sessiond.LoginFailures
-			start int64
-		)
-		if err := rows.Scan(&f.Key, &f.Count, &start); err != nil {
-			return nil, storeError("get login failures", err)
-		}
-		f.WindowStart = fromMicros(start)
-		found[f.Key] = f
-	}
-	if err := rows.Err(); err != nil {
-		return nil, storeError("get login failures", err)
-	}
-	for i, key := range keys {
-		if f, ok := found[key]; ok {
-			out[i] = f
-		}
-	}
-	return out, nil
-}
-
-const clearLoginFailures = `DELETE FROM login_failures WHERE key = ?`
-
-// ClearLoginFailures forgets the failures of key.
-func (db *DB) ClearLoginFailures(ctx context.Context, key string) error {
-	ctx, cancel := db.ctx(ctx)
-	defer cancel()
-	if _, err := db.w.ExecContext(ctx, clearLoginFailures, key); err != nil {
-		return storeError("clear login failures", err)
+	if _, err := db.w.ExecContext(ctx, clearAttempts, key); err != nil {
+		return storeError("clear attempts", err)
 	}
 	return nil
 }
 
-// deleteStaleLoginFailures deletes one batch of counters whose window ended
-// (window_start at or before the cutoff ?). The writer runs one statement at
-// a time, so concurrent sweeps cannot delete a row twice.
-const deleteStaleLoginFailures = `DELETE FROM login_failures WHERE key IN (
-	SELECT key FROM login_failures WHERE window_start <= ? LIMIT ?)`
+// deleteStaleAttempts deletes one batch of counters forgotten by ? (now).
+// The writer runs one statement at a time, so concurrent sweeps cannot
+// delete a row twice.
+const deleteStaleAttempts = `DELETE FROM login_attempts WHERE key IN (
+	SELECT key FROM login_attempts WHERE forget_at <= ? LIMIT ?)`
 
-// DeleteStaleLoginFailures deletes at most limit counters whose window ended
-// at or before now and returns how many; a limit below 1 deletes nothing.
-func (db *DB) DeleteStaleLoginFailures(ctx context.Context, now time.Time, window time.Duration, limit int) (int, error) {
+// DeleteStaleAttempts deletes at most limit counters forgotten by now and
+// returns how many; a limit below 1 deletes nothing.
+func (db *DB) DeleteStaleAttempts(ctx context.Context, now time.Time, limit int) (int, error) {
 	if limit < 1 { // SQLite reads a negative LIMIT as "no limit"
 		return 0, nil
 	}
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
-	res, err := db.w.ExecContext(ctx, deleteStaleLoginFailures, micros(sessiond.Now(now).Add(-window)), limit)
+	res, err := db.w.ExecContext(ctx, deleteStaleAttempts, micros(sessiond.Now(now)), limit)
 	if err != nil {
-		return 0, storeError("delete stale login failures", err)
+		return 0, storeError("delete stale attempts", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, storeError("delete stale login failures", err)
+		return 0, storeError("delete stale attempts", err)
 	}
 	return int(n), nil
 }
 
-// distinct returns keys sorted and without repeats: a key named twice is one
-// counter, and one IN placeholder.
+// distinct returns keys sorted and without repeats.
 func distinct(keys []string) []string {
 	return slices.Compact(slices.Sorted(slices.Values(keys)))
 }

@@ -10,196 +10,232 @@ import (
 	"github.com/sessiond/sessiond"
 )
 
-// window is the suite's throttling window (DESIGN.md's default).
+// window is the suite's base throttling window (the default login window).
 const window = 15 * time.Minute
 
-// record adds one failure to each key at now.
-func record(t *testing.T, st sessiond.Store, now time.Time, keys ...string) {
-	t.Helper()
-	mustOK(t, st.RecordLoginFailure(ctx(t), keys, now, window), "RecordLoginFailure")
+// limit is a counter with max attempts per window and at most maxLevel
+// doublings.
+func limit(key string, max, maxLevel int) sessiond.AttemptLimit {
+	return sessiond.AttemptLimit{Key: key, Max: max, Window: window, MaxLevel: maxLevel}
 }
 
-// failures returns the keys' counters as of now.
-func failures(t *testing.T, st sessiond.Store, now time.Time, keys ...string) []sessiond.LoginFailures {
+// reserve reserves one attempt on every limit at now.
+func reserve(t *testing.T, st sessiond.Store, now time.Time, limits ...sessiond.AttemptLimit) ([]sessiond.AttemptCount, bool) {
 	t.Helper()
-	got, err := st.LoginFailures(ctx(t), keys, now, window)
-	mustOK(t, err, "LoginFailures")
-	return got
-}
-
-// fail returns the counter of key with count failures in the window opened
-// at start (the zero time when count is 0).
-func fail(key string, count int, start time.Time) sessiond.LoginFailures {
-	return sessiond.LoginFailures{Key: key, Count: count, WindowStart: start}
-}
-
-// wantFailures fails t unless got equals want element by element; a
-// WindowStart must be equal and in UTC.
-func wantFailures(t *testing.T, got, want []sessiond.LoginFailures) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("got %d counters %v, want %d %v", len(got), got, len(want), want)
+	counts, ok, err := st.ReserveAttempts(ctx(t), limits, now)
+	mustOK(t, err, "ReserveAttempts")
+	if len(counts) != len(limits) {
+		t.Fatalf("got %d counts, want %d", len(counts), len(limits))
 	}
-	for i := range want {
-		g, w := got[i], want[i]
-		if g.Key != w.Key || g.Count != w.Count || !g.WindowStart.Equal(w.WindowStart) ||
-			(!g.WindowStart.IsZero() && g.WindowStart.Location() != time.UTC) {
-			t.Errorf("counter %d: got %+v, want %+v", i, g, w)
-		}
+	return counts, ok
+}
+
+// wantCount fails t unless c is key's count n at level, its window ending at end.
+func wantCount(t *testing.T, c sessiond.AttemptCount, key string, n, level int, end time.Time) {
+	t.Helper()
+	if c.Key != key || c.Count != n || c.Level != level || !c.WindowEnd.Equal(end) || c.WindowEnd.Location() != time.UTC {
+		t.Errorf("got %+v, want key %s count %d level %d window end %v (UTC)", c, key, n, level, end)
 	}
 }
 
-func testLoginFailures(t *testing.T, open opener) {
-	t.Run("failures in a window accumulate", func(t *testing.T) {
+func testAttempts(t *testing.T, open opener) {
+	t.Run("attempts in a window accumulate up to the limit, then are refused without counting", func(t *testing.T) {
 		st := open(t)
-		record(t, st, t0, "k")
-		record(t, st, at(time.Minute), "k")
-		last := t0.Add(window - time.Microsecond) // the window's last instant
-		record(t, st, last, "k")
-		wantFailures(t, failures(t, st, last, "k"), []sessiond.LoginFailures{fail("k", 3, t0)})
-	})
-
-	t.Run("a failure after the window ended opens a new window", func(t *testing.T) {
-		for _, d := range []time.Duration{window, window + time.Hour} { // at the end, and long after
-			t.Run(d.String(), func(t *testing.T) {
-				st := open(t)
-				record(t, st, t0, "k")
-				record(t, st, at(time.Minute), "k")
-				record(t, st, at(d), "k")
-				wantFailures(t, failures(t, st, at(d), "k"), []sessiond.LoginFailures{fail("k", 1, at(d))})
-				// The new window counts on from there.
-				record(t, st, at(d+time.Minute), "k")
-				wantFailures(t, failures(t, st, at(d+time.Minute), "k"), []sessiond.LoginFailures{fail("k", 2, at(d))})
-			})
+		for i := 1; i <= 3; i++ {
+			c, ok := reserve(t, st, at(time.Duration(i)*time.Minute), limit("k", 3, 0))
+			if !ok {
+				t.Fatalf("attempt %d refused, want allowed", i)
+			}
+			wantCount(t, c[0], "k", i, 0, at(time.Minute+window))
+		}
+		for range 2 {
+			c, ok := reserve(t, st, at(window), limit("k", 3, 0)) // the window's last instant but one
+			if ok {
+				t.Fatal("attempt 4 allowed, want refused")
+			}
+			wantCount(t, c[0], "k", 4, 0, at(time.Minute+window)) // 4 again: the refusal did not count
+			refused, wait := sessiond.AttemptsRefused([]sessiond.AttemptLimit{limit("k", 3, 0)}, c, at(window))
+			if !refused || wait != time.Minute {
+				t.Errorf("AttemptsRefused: got %v, %v, want true, 1m", refused, wait)
+			}
 		}
 	})
 
-	t.Run("LoginFailures keeps key order; ended windows and unknown keys count zero", func(t *testing.T) {
+	t.Run("a refusal by one counter changes none of the others", func(t *testing.T) {
 		st := open(t)
-		record(t, st, t0, "a")
-		record(t, st, t0, "a")
-		record(t, st, at(10*time.Minute), "b")
-		keys := []string{"c", "b", "a", "b"} // c unknown; b twice
-		for _, tc := range []struct {
-			name string
-			now  time.Time
-			want []sessiond.LoginFailures
-		}{
-			{"both windows open", t0.Add(window - time.Microsecond),
-				[]sessiond.LoginFailures{fail("c", 0, time.Time{}), fail("b", 1, at(10*time.Minute)), fail("a", 2, t0), fail("b", 1, at(10*time.Minute))}},
-			{"a's window ended at now", at(window),
-				[]sessiond.LoginFailures{fail("c", 0, time.Time{}), fail("b", 1, at(10*time.Minute)), fail("a", 0, time.Time{}), fail("b", 1, at(10*time.Minute))}},
-			{"both ended", at(10*time.Minute + window),
-				[]sessiond.LoginFailures{fail("c", 0, time.Time{}), fail("b", 0, time.Time{}), fail("a", 0, time.Time{}), fail("b", 0, time.Time{})}},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				wantFailures(t, failures(t, st, tc.now, keys...), tc.want)
-			})
+		reserve(t, st, t0, limit("pair", 1, 0))
+		c, ok := reserve(t, st, at(time.Second), limit("ip", 10, 0), limit("pair", 1, 0), limit("account", 10, 0))
+		if ok {
+			t.Fatal("allowed with pair over its limit")
 		}
-		t.Run("no keys", func(t *testing.T) {
-			wantFailures(t, failures(t, st, t0), nil)
-		})
+		wantCount(t, c[0], "ip", 1, 0, at(time.Second+window))
+		wantCount(t, c[1], "pair", 2, 0, at(window))
+		// Had the refused reservation counted, ip and account would be at 2.
+		c, ok = reserve(t, st, at(2*time.Second), limit("ip", 10, 0), limit("account", 10, 0))
+		if !ok {
+			t.Fatal("refused, want allowed")
+		}
+		wantCount(t, c[0], "ip", 1, 0, at(2*time.Second+window))
+		wantCount(t, c[1], "account", 1, 0, at(2*time.Second+window))
 	})
 
-	t.Run("RecordLoginFailure of several keys counts each once", func(t *testing.T) {
+	t.Run("a window that was used up doubles the next, up to MaxLevel; one that was not resets", func(t *testing.T) {
 		st := open(t)
-		record(t, st, t0, "email", "ip")
-		record(t, st, at(time.Minute), "ip", "other", "ip") // a key named twice is one failure
-		wantFailures(t, failures(t, st, at(time.Minute), "email", "ip", "other"), []sessiond.LoginFailures{
-			fail("email", 1, t0), fail("ip", 2, t0), fail("other", 1, at(time.Minute)),
-		})
+		l := limit("k", 2, 2)
+		now := t0
+		// use fills the current window and opens the next after it ended,
+		// wanting that window's level.
+		use := func(wantLevel int) {
+			t.Helper()
+			c, ok := reserve(t, st, now, l)
+			if !ok {
+				t.Fatalf("first attempt of a new window refused: %+v", c)
+			}
+			wantCount(t, c[0], "k", 1, wantLevel, now.Add(window<<wantLevel))
+			end := c[0].WindowEnd
+			reserve(t, st, now, l)
+			if _, ok := reserve(t, st, now, l); ok {
+				t.Fatal("third attempt allowed, want refused")
+			}
+			now = end // the window has ended at its end
+		}
+		for _, level := range []int{0, 1, 2, 2} { // capped at MaxLevel 2
+			use(level)
+		}
+		// One attempt only in a level-2 window: the next starts at level 0.
+		c, _ := reserve(t, st, now, l)
+		wantCount(t, c[0], "k", 1, 2, now.Add(window<<2))
+		end := c[0].WindowEnd
+		c, _ = reserve(t, st, end, l)
+		wantCount(t, c[0], "k", 1, 0, end.Add(window))
 	})
 
-	t.Run("ClearLoginFailures resets only its key", func(t *testing.T) {
+	t.Run("concurrent reservations: exactly Max of them succeed", func(t *testing.T) {
 		st := open(t)
-		record(t, st, t0, "a", "b")
-		record(t, st, t0, "a", "b")
-		mustOK(t, st.ClearLoginFailures(ctx(t), "a"), "ClearLoginFailures")
-		mustOK(t, st.ClearLoginFailures(ctx(t), "unknown"), "ClearLoginFailures of an unknown key")
-		wantFailures(t, failures(t, st, at(time.Minute), "a", "b"), []sessiond.LoginFailures{fail("a", 0, time.Time{}), fail("b", 2, t0)})
-		// A cleared key starts a new window at its next failure.
-		record(t, st, at(time.Minute), "a")
-		wantFailures(t, failures(t, st, at(time.Minute), "a"), []sessiond.LoginFailures{fail("a", 1, at(time.Minute))})
-	})
-
-	t.Run("concurrent failures of one key each count once", func(t *testing.T) {
-		st := open(t)
-		const callers = 20
+		const callers, max = 30, 5
 		var wg sync.WaitGroup
+		oks := make([]bool, callers)
 		errs := make([]error, callers)
 		for i := range callers {
-			// Two shared keys, named in either order: callers lock the same
-			// rows and must neither lose an increment nor deadlock.
-			keys := []string{"email", "ip"}
+			// Two shared counters, named in either order: callers lock the
+			// same rows and must neither lose an increment nor deadlock.
+			limits := []sessiond.AttemptLimit{limit("pair", max, 3), limit("ip", 100, 0)}
 			if i%2 == 1 {
-				slices.Reverse(keys)
+				slices.Reverse(limits)
 			}
 			now := at(time.Duration(i) * time.Millisecond)
-			wg.Go(func() { errs[i] = st.RecordLoginFailure(ctx(t), keys, now, window) })
+			wg.Go(func() { _, oks[i], errs[i] = st.ReserveAttempts(ctx(t), limits, now) })
 		}
 		wg.Wait()
+		allowed := 0
 		for i, err := range errs {
 			if err != nil {
 				t.Errorf("caller %d: %v", i, err)
 			}
-		}
-		got := failures(t, st, at(time.Second), "email", "ip")
-		for _, f := range got {
-			if f.Count != callers {
-				t.Errorf("%s: got count %d, want %d", f.Key, f.Count, callers)
+			if oks[i] {
+				allowed++
 			}
+		}
+		if allowed != max {
+			t.Errorf("allowed: got %d, want %d", allowed, max)
+		}
+		c, _ := reserve(t, st, at(time.Second), limit("ip", 100, 0))
+		if c[0].Count != max+1 {
+			t.Errorf("ip counter: got %d, want %d (only the allowed reservations counted)", c[0].Count, max+1)
 		}
 	})
 
-	testDeleteStaleLoginFailures(t, open)
+	t.Run("ReleaseAttempts gives back an attempt of the same window only", func(t *testing.T) {
+		st := open(t)
+		l := limit("k", 2, 0)
+		first, _ := reserve(t, st, t0, l)
+		reserve(t, st, t0, l)
+		mustOK(t, st.ReleaseAttempts(ctx(t), first), "ReleaseAttempts")
+		c, ok := reserve(t, st, at(time.Minute), l)
+		if !ok {
+			t.Fatal("refused after a release, want allowed")
+		}
+		wantCount(t, c[0], "k", 2, 0, at(window))
+		// A release of the ended window's count leaves the new one alone.
+		next, _ := reserve(t, st, at(window), l)
+		wantCount(t, next[0], "k", 1, 0, at(2*window))
+		mustOK(t, st.ReleaseAttempts(ctx(t), c), "ReleaseAttempts of an old window")
+		c, _ = reserve(t, st, at(window+time.Second), l)
+		wantCount(t, c[0], "k", 2, 0, at(2*window))
+		// Releasing an unknown counter is no error.
+		mustOK(t, st.ReleaseAttempts(ctx(t), []sessiond.AttemptCount{{Key: "unknown", Count: 1, WindowEnd: t0}}), "ReleaseAttempts of an unknown counter")
+	})
+
+	t.Run("ClearAttempts forgets only its counter", func(t *testing.T) {
+		st := open(t)
+		reserve(t, st, t0, limit("a", 1, 0), limit("b", 1, 0))
+		mustOK(t, st.ClearAttempts(ctx(t), "a"), "ClearAttempts")
+		mustOK(t, st.ClearAttempts(ctx(t), "unknown"), "ClearAttempts of an unknown counter")
+		c, _ := reserve(t, st, at(time.Minute), limit("a", 1, 0))
+		wantCount(t, c[0], "a", 1, 0, at(time.Minute+window))
+		if _, ok := reserve(t, st, at(time.Minute), limit("b", 1, 0)); ok {
+			t.Error("b allowed after clearing a, want refused")
+		}
+	})
+
+	t.Run("a counter named twice is an error, not two attempts", func(t *testing.T) {
+		st := open(t)
+		_, _, err := st.ReserveAttempts(ctx(t), []sessiond.AttemptLimit{limit("k", 5, 0), limit("k", 5, 0)}, t0)
+		if err == nil {
+			t.Fatal("got no error")
+		}
+	})
+
+	testDeleteStaleAttempts(t, open)
 }
 
-func testDeleteStaleLoginFailures(t *testing.T, open opener) {
-	now := at(time.Hour)
-	// setup stores stale counters (windows that ended at or before now,
-	// half of them exactly at now) and two live ones, and returns the keys
-	// of the live ones.
+func testDeleteStaleAttempts(t *testing.T, open opener) {
+	now := at(3 * time.Hour)
+	// setup stores stale counters (forgotten at or before now, half of them
+	// exactly at now: a window ends at start+window and is forgotten one
+	// window later) and two live ones, and returns the live keys.
 	setup := func(t *testing.T, st sessiond.Store, stale int) []string {
 		for i := range stale {
-			start := now.Add(-window) // ended at now
+			start := now.Add(-2 * window)
 			if i%2 == 1 {
-				start = now.Add(-window - time.Duration(i)*time.Minute)
+				start = start.Add(-time.Duration(i) * time.Minute)
 			}
-			record(t, st, start, fmt.Sprintf("stale%02d", i))
+			reserve(t, st, start, limit(fmt.Sprintf("stale%02d", i), 5, 0))
 		}
-		record(t, st, now.Add(-window+time.Microsecond), "live1")
-		record(t, st, now, "live2")
+		reserve(t, st, now.Add(-2*window+time.Microsecond), limit("live1", 5, 0))
+		reserve(t, st, now, limit("live2", 5, 0))
 		return []string{"live1", "live2"}
 	}
-	// wantLeft fails t unless exactly the keys live are stored: every other
-	// key was deleted, not merely outside its window.
+	// wantLeft fails t unless exactly the keys live are stored: a cleared
+	// or swept counter starts over at count 1 and level 0.
 	wantLeft := func(t *testing.T, st sessiond.Store, stale int, live []string) {
 		t.Helper()
 		keys := slices.Clone(live)
 		for i := range stale {
 			keys = append(keys, fmt.Sprintf("stale%02d", i))
 		}
-		// Asked as of long before, every stored counter shows its count.
 		var left []string
-		for _, f := range failures(t, st, now.Add(-24*time.Hour), keys...) {
-			if f.Count > 0 {
-				left = append(left, f.Key)
+		for _, k := range keys {
+			// Asked before every window ended, a stored counter counts on.
+			c, _ := reserve(t, st, now.Add(-4*window), limit(k, 100, 0))
+			if c[0].Count > 1 {
+				left = append(left, k)
 			}
 		}
 		wantIDs(t, "left", sorted(left), sorted(live))
 	}
 
-	t.Run("DeleteStaleLoginFailures deletes only ended windows, at most limit", func(t *testing.T) {
+	t.Run("DeleteStaleAttempts deletes only forgotten counters, at most limit", func(t *testing.T) {
 		st := open(t)
 		live := setup(t, st, 5)
-		n, err := st.DeleteStaleLoginFailures(ctx(t), now, window, 0)
-		mustOK(t, err, "DeleteStaleLoginFailures")
+		n, err := st.DeleteStaleAttempts(ctx(t), now, 0)
+		mustOK(t, err, "DeleteStaleAttempts")
 		if n != 0 {
 			t.Errorf("limit 0: got %d deleted, want 0", n)
 		}
 		for i, want := range []int{3, 2, 0} {
-			n, err := st.DeleteStaleLoginFailures(ctx(t), now, window, 3)
-			mustOK(t, err, "DeleteStaleLoginFailures")
+			n, err := st.DeleteStaleAttempts(ctx(t), now, 3)
+			mustOK(t, err, "DeleteStaleAttempts")
 			if n != want {
 				t.Errorf("sweep %d: got %d deleted, want %d", i, n, want)
 			}
@@ -210,7 +246,7 @@ func testDeleteStaleLoginFailures(t *testing.T, open opener) {
 	t.Run("concurrent sweepers delete each stale counter once", func(t *testing.T) {
 		st := open(t)
 		live := setup(t, st, 20)
-		total := sweepConcurrently(t, func() (int, error) { return st.DeleteStaleLoginFailures(ctx(t), now, window, 3) })
+		total := sweepConcurrently(t, func() (int, error) { return st.DeleteStaleAttempts(ctx(t), now, 3) })
 		if total != 20 {
 			t.Errorf("deleted: got %d, want 20", total)
 		}

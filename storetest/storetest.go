@@ -44,7 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) sessiond.Store) {
 		{"key_schedule", testKeySchedule},
 		{"secrets", testSecrets},
 		{"reseal", testReseal},
-		{"login_failures", testLoginFailures},
+		{"attempts", testAttempts},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, open) })
 	}

@@ -95,16 +95,16 @@ func testErrors(t *testing.T, open opener) {
 			_, err := st.ResealSecrets(ctx, func(sessiond.StoredSecret) ([]byte, error) { return nil, nil })
 			return err
 		}},
-		{"LoginFailures", func(ctx context.Context) error {
-			_, err := st.LoginFailures(ctx, []string{"k"}, t0, time.Minute)
+		{"ReserveAttempts", func(ctx context.Context) error {
+			_, _, err := st.ReserveAttempts(ctx, []sessiond.AttemptLimit{{Key: "k", Max: 1, Window: time.Minute}}, t0)
 			return err
 		}},
-		{"RecordLoginFailure", func(ctx context.Context) error {
-			return st.RecordLoginFailure(ctx, []string{"k"}, t0, time.Minute)
+		{"ReleaseAttempts", func(ctx context.Context) error {
+			return st.ReleaseAttempts(ctx, []sessiond.AttemptCount{{Key: "k", Count: 1, WindowEnd: t0}})
 		}},
-		{"ClearLoginFailures", func(ctx context.Context) error { return st.ClearLoginFailures(ctx, "k") }},
-		{"DeleteStaleLoginFailures", func(ctx context.Context) error {
-			_, err := st.DeleteStaleLoginFailures(ctx, t0, time.Minute, 10)
+		{"ClearAttempts", func(ctx context.Context) error { return st.ClearAttempts(ctx, "k") }},
+		{"DeleteStaleAttempts", func(ctx context.Context) error {
+			_, err := st.DeleteStaleAttempts(ctx, t0, 10)
 			return err
 		}},
 	}

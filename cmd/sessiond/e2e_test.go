@@ -71,7 +71,13 @@ func TestSeedScenario(t *testing.T) {
 // leave exactly max_sessions live sessions.
 func TestConcurrentLogins(t *testing.T) {
 	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
-		e := newTestEnv(t, dbURL(t), nil)
+		// Each login reserves a throttle attempt until its password has
+		// checked out, so 50 at once from one client need a pair limit of 50.
+		e := newTestEnv(t, dbURL(t), func(c *app.Config) {
+			c.LoginMaxFailures = 50
+			c.LoginMaxAccountFailures = 50
+			c.LoginMaxIPFail = 50
+		})
 		const email = "grace@example.com"
 		e.signup(email)
 		var wg sync.WaitGroup

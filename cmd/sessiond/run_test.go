@@ -93,6 +93,8 @@ func TestBadConfiguration(t *testing.T) {
 		{"password minimum", map[string]string{"SESSIOND_PASSWORD_MIN_LENGTH": "4"}, nil, "SESSIOND_PASSWORD_MIN_LENGTH"},
 		{"negative grace", nil, []string{"-reuse-grace", "-1s"}, "SESSIOND_REUSE_GRACE"},
 		{"bad addr", map[string]string{"SESSIOND_ADDR": "8080"}, nil, "SESSIOND_ADDR"},
+		{"account ceiling below the pair limit", map[string]string{"SESSIOND_LOGIN_MAX_ACCOUNT_FAILURES": "5"}, nil, "SESSIOND_LOGIN_MAX_ACCOUNT_FAILURES"},
+		{"no signups", nil, []string{"-signup-rate", "0"}, "SESSIOND_SIGNUP_RATE"},
 		{"flag parse", nil, []string{"-max-sessions", "x"}, "max-sessions"},
 		{"unknown command", nil, []string{"frobnicate"}, "frobnicate"},
 	}

@@ -54,12 +54,11 @@ type App struct {
 	Registry *prometheus.Registry
 	Hasher   *password.Hasher
 	policy   sessiond.Policy
-	window   time.Duration // of login throttling
 	schedule sessiond.KeySchedule
 }
 
 // New migrates the database, makes sure a signing key and the
-// refresh-token secret exist in it, and wires the HTTP API. The caller owns
+// refresh-token and login-throttle secrets exist in it, and wires the HTTP API. The caller owns
 // db. A database whose secrets are sealed under no key of cfg's
 // SESSIOND_ENCRYPTION_KEY is refused with an error naming that setting.
 func New(ctx context.Context, cfg Config, db Store, logger *slog.Logger, clock sessiond.Clock) (*App, error) {
@@ -72,7 +71,7 @@ func New(ctx context.Context, cfg Config, db Store, logger *slog.Logger, clock s
 	}
 	sealed := withSealing(db, keys)
 	a := &App{Store: sealed, Keys: token.NewKeyring(cfg.AccessTTL), clock: clock, logger: logger,
-		policy: cfg.Policy, window: cfg.LoginWindow, schedule: sessiond.KeySchedule{AccessTTL: cfg.AccessTTL}}
+		policy: cfg.Policy, schedule: sessiond.KeySchedule{AccessTTL: cfg.AccessTTL}}
 	if err := a.init(ctx, cfg); err != nil {
 		return nil, sealError(err)
 	}
@@ -109,6 +108,12 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	candidate = make([]byte, 32)
+	rand.Read(candidate)
+	throttleSecret, err := a.Store.EnsureSecret(ctx, "login_throttle_mac", candidate)
+	if err != nil {
+		return fmt.Errorf("login throttle secret: %w", err)
+	}
 
 	a.Hasher = password.NewHasher(cfg.PasswordHash, cfg.HashSlots, cfg.HashWait)
 	a.Registry = prometheus.NewRegistry()
@@ -138,9 +143,12 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 		PasswordMinLength: cfg.PasswordMinLength,
 		PasswordMinScore:  cfg.PasswordMinScore,
 		Throttle: auth.Throttle{
-			MaxFailures:   cfg.LoginMaxFailures,
-			MaxIPFailures: cfg.LoginMaxIPFail,
-			Window:        cfg.LoginWindow,
+			MaxFailures:        cfg.LoginMaxFailures,
+			MaxAccountFailures: cfg.LoginMaxAccountFailures,
+			MaxIPFailures:      cfg.LoginMaxIPFail,
+			Window:             cfg.LoginWindow,
+			SignupsPerHour:     cfg.SignupRate,
+			Secret:             throttleSecret,
 		},
 		Events: newEvents(a.Registry),
 		Logger: a.logger,

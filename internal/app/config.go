@@ -22,16 +22,21 @@ import (
 // "Configuration"): DefaultConfig, overridden by SESSIOND_* variables, then
 // by flags; Validate names the first bad setting.
 type Config struct {
-	Addr              string
-	AdminAddr         string // pprof and metrics; empty: off
-	DatabaseURL       string
-	Policy            sessiond.Policy
-	AccessTTL         time.Duration
-	Issuer            string
-	Audience          string
-	LoginMaxFailures  int
-	LoginMaxIPFail    int
-	LoginWindow       time.Duration
+	Addr             string
+	AdminAddr        string // pprof and metrics; empty: off
+	DatabaseURL      string
+	Policy           sessiond.Policy
+	AccessTTL        time.Duration
+	Issuer           string
+	Audience         string
+	LoginMaxFailures int
+	LoginMaxIPFail   int
+	// LoginMaxAccountFailures is the per-email ceiling over every client
+	// without a device token; LoginMaxFailures counts per (email, client).
+	LoginMaxAccountFailures int
+	LoginWindow             time.Duration
+	// SignupRate is how many signups one client IP may make per hour.
+	SignupRate        int
 	PasswordMinLength int
 	PasswordMinScore  int
 	TrustedProxies    string
@@ -64,24 +69,26 @@ type Config struct {
 // DefaultConfig is DESIGN.md's defaults.
 func DefaultConfig() Config {
 	return Config{
-		Addr:              "127.0.0.1:8080",
-		DatabaseURL:       "sqlite:sessiond.db",
-		Policy:            sessiond.DefaultPolicy(),
-		AccessTTL:         15 * time.Minute,
-		Audience:          "sessiond",
-		LoginMaxFailures:  10,
-		LoginMaxIPFail:    100,
-		LoginWindow:       15 * time.Minute,
-		PasswordMinLength: 12,
-		PasswordMinScore:  2,
-		SweepInterval:     time.Minute,
-		DBTimeout:         5 * time.Second,
-		ShutdownTimeout:   15 * time.Second,
-		KeyReload:         30 * time.Second,
-		CookieMode:        true,
-		CookieSecure:      true,
-		PasswordHash:      password.DefaultParams(),
-		HashWait:          2 * time.Second,
+		Addr:                    "127.0.0.1:8080",
+		DatabaseURL:             "sqlite:sessiond.db",
+		Policy:                  sessiond.DefaultPolicy(),
+		AccessTTL:               15 * time.Minute,
+		Audience:                "sessiond",
+		LoginMaxFailures:        10,
+		LoginMaxIPFail:          100,
+		LoginMaxAccountFailures: 100,
+		SignupRate:              20,
+		LoginWindow:             15 * time.Minute,
+		PasswordMinLength:       12,
+		PasswordMinScore:        2,
+		SweepInterval:           time.Minute,
+		DBTimeout:               5 * time.Second,
+		ShutdownTimeout:         15 * time.Second,
+		KeyReload:               30 * time.Second,
+		CookieMode:              true,
+		CookieSecure:            true,
+		PasswordHash:            password.DefaultParams(),
+		HashWait:                2 * time.Second,
 	}
 }
 
@@ -128,6 +135,10 @@ func (c *Config) Validate() error {
 		return bad("login-max-failures", "%d is less than 1", c.LoginMaxFailures)
 	case c.LoginMaxIPFail < c.LoginMaxFailures:
 		return bad("login-max-ip-failures", "%d is less than login-max-failures %d", c.LoginMaxIPFail, c.LoginMaxFailures)
+	case c.LoginMaxAccountFailures < c.LoginMaxFailures:
+		return bad("login-max-account-failures", "%d is less than login-max-failures %d", c.LoginMaxAccountFailures, c.LoginMaxFailures)
+	case c.SignupRate < 1:
+		return bad("signup-rate", "%d is less than 1", c.SignupRate)
 	case c.LoginWindow < time.Second:
 		return bad("login-window", "%v is shorter than 1s", c.LoginWindow)
 	case c.PasswordMinLength < 8 || c.PasswordMinLength > 64:

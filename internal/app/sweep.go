@@ -9,7 +9,7 @@ import (
 // sweepers on several instances interleave instead of queueing.
 const SweepBatch = 500
 
-// Sweep deletes expired sessions and stale login-failure counters every
+// Sweep deletes expired sessions and forgotten attempt counters every
 // interval, in small batches, until none are left.
 func (a *App) Sweep(ctx context.Context, interval time.Duration) {
 	every(ctx, interval, func() {
@@ -43,7 +43,7 @@ func (a *App) SweepOnce(ctx context.Context) (int, error) {
 		}
 	}
 	for ctx.Err() == nil {
-		n, err := a.Store.DeleteStaleLoginFailures(ctx, a.clock(), a.window, SweepBatch)
+		n, err := a.Store.DeleteStaleAttempts(ctx, a.clock(), SweepBatch)
 		if err != nil {
 			return total, err
 		}
