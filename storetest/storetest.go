@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) sessiond.Store) {
 		{"keys", testKeys},
 		{"secrets", testSecrets},
 		{"login_failures", testLoginFailures},
+		{"outbox", testOutbox},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, open) })
 	}
