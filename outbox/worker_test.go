@@ -315,3 +315,118 @@ func TestWorkersDeliverEachMessageOnce(t *testing.T) {
 		})
 	}
 }
+
+func TestTakesOverAnExpiredLease(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			s := b.open(t, 1)[0]
+			past := sessiond.SystemClock().Add(-3 * time.Minute)
+			m := &sessiond.OutboxMessage{ID: sessiond.NewID(), Channel: sessiond.ChannelWebhook, Target: "a",
+				EventID: sessiond.NewID(), Payload: []byte(`{}`), CreatedAt: past}
+			if err := s.InsertOutbox(t.Context(), m); err != nil {
+				t.Fatalf("InsertOutbox: %v", err)
+			}
+			// An instance claimed it two minutes ago and crashed.
+			claimed, err := s.ClaimOutbox(t.Context(), sessiond.OutboxClaim{Owner: "crashed", Now: sessiond.SystemClock().Add(-2 * time.Minute), Lease: time.Minute, Limit: 1})
+			if err != nil || len(claimed) != 1 {
+				t.Fatalf("ClaimOutbox: got %d, %v, want the message", len(claimed), err)
+			}
+			var calls atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
+			defer srv.Close()
+			start(t, outbox.New(s, map[string]outbox.Sender{sessiond.ChannelWebhook: httpSender{map[string]string{"a": srv.URL}}}, outbox.Options{Backoff: quick}))
+			eventually(t, "delivered after the crashed instance's lease", func() bool {
+				d, err := s.WebhookDeliveries(t.Context(), "a", 10)
+				return err == nil && len(d) == 1 && d[0].Status == sessiond.OutboxDelivered
+			})
+			if got := calls.Load(); got != 1 {
+				t.Errorf("receiver calls: got %d, want 1", got)
+			}
+			err = s.RecordOutboxAttempt(t.Context(), "crashed", sessiond.OutboxAttempt{ID: m.ID, At: sessiond.SystemClock(), Status: sessiond.OutboxFailed})
+			if err != sessiond.ErrLeaseLost {
+				t.Errorf("crashed owner records: got %v, want ErrLeaseLost", err)
+			}
+		})
+	}
+}
+
+func TestShutdownReleasesInterruptedSends(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			s := b.open(t, 1)[0]
+			m := insert(t, s, "a", 1)[0]
+			hit := make(chan struct{}, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				hit <- struct{}{}
+				<-r.Context().Done()
+			}))
+			defer srv.Close()
+			reg := prometheus.NewRegistry()
+			metrics, err := outbox.NewMetrics(reg)
+			if err != nil {
+				t.Fatalf("NewMetrics: %v", err)
+			}
+			w := outbox.New(s, map[string]outbox.Sender{sessiond.ChannelWebhook: httpSender{map[string]string{"a": srv.URL}}},
+				outbox.Options{SendTimeout: time.Hour, Metrics: metrics})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { w.Run(ctx); close(done) }()
+			select {
+			case <-hit:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no send within 30s")
+			}
+			cancel()
+			<-done // Run returns although the receiver never answered
+
+			// The interrupted send is not an attempt, and the message is
+			// free for the next worker at once, not after its lease.
+			got, err := s.ClaimOutbox(t.Context(), sessiond.OutboxClaim{Owner: "next", Now: sessiond.SystemClock(), Lease: time.Minute, Limit: 10})
+			if err != nil || len(got) != 1 || got[0].ID != m.ID || got[0].Attempts != 0 {
+				t.Errorf("claim after shutdown: got %+v, %v, want %s with 0 attempts", got, err, m.ID)
+			}
+			for _, outcome := range []string{"delivered", "retry", "failed", "lease_lost"} {
+				if n := deliveries(t, reg, outcome); n != 0 {
+					t.Errorf("deliveries{outcome=%q}: got %v, want 0", outcome, n)
+				}
+			}
+		})
+	}
+}
+
+func TestMetricsDescribeThePending(t *testing.T) {
+	s := backends(t)[0].open(t, 1)[0]
+	insert(t, s, "a", 3)
+	reg := prometheus.NewRegistry()
+	metrics, err := outbox.NewMetrics(reg)
+	if err != nil {
+		t.Fatalf("NewMetrics: %v", err)
+	}
+	// No sender for the channel: every attempt fails and is retried in
+	// an hour, so the three stay pending.
+	start(t, outbox.New(s, nil, outbox.Options{Metrics: metrics, Backoff: func(int) (time.Duration, bool) { return time.Hour, false }}))
+	eventually(t, "pending gauge at 3", func() bool { return gauge(t, reg, "sessiond_outbox_pending") == 3 })
+	if age := gauge(t, reg, "sessiond_outbox_oldest_pending_seconds"); age < 0 {
+		t.Errorf("oldest pending age: got %v, want >= 0", age)
+	}
+	eventually(t, "3 retries counted", func() bool { return deliveries(t, reg, "retry") == 3 })
+	d, err := s.WebhookDeliveries(t.Context(), "a", 10)
+	if err != nil || len(d) != 3 || d[0].LastStatus != "no sender for channel webhook" {
+		t.Errorf("deliveries: got %+v, %v, want 3 with the missing sender as last status", d, err)
+	}
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
+}
