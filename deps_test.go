@@ -27,6 +27,8 @@ func TestDependencies(t *testing.T) {
 		mod + "/sqlite":          {mod},
 		mod + "/postgres":        {mod},
 		mod + "/storetest":       {mod},
+		mod + "/outbox":          {mod}, // the delivery loop: no channel's transport
+		mod + "/webhook":         {mod, mod + "/outbox"},
 		mod + "/internal/pgtest": {},
 		mod + "/api":             {},
 		mod + "/client":          {}, // for other services: no sessiond code at all
@@ -35,6 +37,11 @@ func TestDependencies(t *testing.T) {
 		mod + "/seal":            {}, // secrets at rest: the standard library's AEAD only
 	}
 	stdOnly := map[string]bool{mod: true, mod + "/client": true, mod + "/seal": true}
+	// Packages that must not import these: the outbox worker knows nothing
+	// of how a channel delivers.
+	forbidden := map[string][]string{
+		mod + "/outbox": {"net/http", "net/smtp", "net", "github.com/wneessen/go-mail"},
+	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		fields := strings.Fields(line)
 		pkg, imports := fields[0], fields[1:]
@@ -48,6 +55,8 @@ func TestDependencies(t *testing.T) {
 				if !ruled && pkg != mod+"/cmd/sessiond" && pkg != mod+"/internal/app" && (strings.HasSuffix(imp, "/sqlite") || strings.HasSuffix(imp, "/postgres")) {
 					t.Errorf("%s imports the concrete store %s; only the wiring (internal/app, cmd/sessiond) may", pkg, imp)
 				}
+			case contains(forbidden[pkg], imp) || strings.HasPrefix(imp, "net/http/") && contains(forbidden[pkg], "net/http"):
+				t.Errorf("%s imports %s, which its rule forbids", pkg, imp)
 			case stdOnly[pkg] && !isStd(imp):
 				t.Errorf("%s imports %s; it may use the standard library only", pkg, imp)
 			}

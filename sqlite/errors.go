@@ -54,3 +54,9 @@ func permanent(err error) bool {
 	}
 	return false
 }
+
+// isUniqueViolation reports a UNIQUE or PRIMARY KEY violation, for the
+// statements where one is an expected outcome rather than a bug.
+func isUniqueViolation(err error) bool {
+	return isConstraint(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
+}

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) sessiond.Store) {
 		{"secrets", testSecrets},
 		{"reseal", testReseal},
 		{"attempts", testAttempts},
+		{"outbox", testOutbox},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, open) })
 	}

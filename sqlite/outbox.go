@@ -1,0 +1,329 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/sessiond/sessiond"
+)
+
+var (
+	_ sessiond.OutboxStore = (*DB)(nil)
+	_ sessiond.EventStore  = (*DB)(nil)
+)
+
+// outboxColumns is every column of outbox a worker needs, in the order
+// scanOutbox reads.
+const outboxColumns = `id, channel, target, event_id, payload, status, attempts, next_attempt_at, created_at, last_attempt_at, last_status`
+
+func scanOutbox(row interface{ Scan(...any) error }) (sessiond.OutboxMessage, error) {
+	var (
+		m             sessiond.OutboxMessage
+		next, created int64
+		last          sql.NullInt64
+	)
+	if err := row.Scan(&m.ID, &m.Channel, &m.Target, &m.EventID, &m.Payload, &m.Status, &m.Attempts,
+		&next, &created, &last, &m.LastStatus); err != nil {
+		return m, err
+	}
+	m.NextAttemptAt, m.CreatedAt, m.LastAttemptAt = fromMicros(next), fromMicros(created), fromNullMicros(last)
+	return m, nil
+}
+
+const insertOutbox = `INSERT INTO outbox (id, channel, target, event_id, payload, status, attempts, next_attempt_at, created_at)
+VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)`
+
+// InsertOutbox stores msgs, all or none, as pending with no attempts. A
+// zero NextAttemptAt means due at CreatedAt.
+func (db *DB) InsertOutbox(ctx context.Context, msgs ...*sessiond.OutboxMessage) error {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return sessiond.Unavailable("insert outbox", err)
+	}
+	defer tx.Rollback()
+	for _, m := range msgs {
+		next := m.NextAttemptAt
+		if next.IsZero() {
+			next = m.CreatedAt
+		}
+		_, err := tx.ExecContext(ctx, insertOutbox, m.ID, m.Channel, m.Target, m.EventID, m.Payload, micros(next), micros(m.CreatedAt))
+		if isUniqueViolation(err) {
+			return sessiond.Errorf(sessiond.CodeInvalidRequest, "a delivery of event %s to this target exists", m.EventID)
+		}
+		if err != nil {
+			return sessiond.Unavailable("insert outbox", err)
+		}
+		m.Status, m.Attempts, m.NextAttemptAt = sessiond.OutboxPending, 0, sessiond.Now(next)
+	}
+	if err := tx.Commit(); err != nil {
+		return sessiond.Unavailable("insert outbox", fmt.Errorf("commit: %w", err))
+	}
+	return nil
+}
+
+// claimOutbox leases due messages in one statement on the single writer, so
+// two claims run one after the other and the second no longer sees the
+// first's rows as free. The skipped targets come as a JSON array, so that
+// the statement stays one constant. The outer WHERE repeats the
+// conditions only for symmetry with PostgreSQL, where they matter.
+const claimOutbox = `UPDATE outbox SET lease_owner = ?1, lease_until = ?2
+WHERE id IN (
+	SELECT id FROM outbox
+	WHERE status = 'pending' AND next_attempt_at <= ?3 AND (lease_until IS NULL OR lease_until <= ?3)
+		AND target NOT IN (SELECT value FROM json_each(?4))
+	ORDER BY next_attempt_at, id
+	LIMIT ?5)
+AND status = 'pending' AND (lease_until IS NULL OR lease_until <= ?3)
+RETURNING ` + outboxColumns
+
+// ClaimOutbox leases up to c.Limit due messages to c.Owner until
+// c.Now+c.Lease, oldest due first.
+func (db *DB) ClaimOutbox(ctx context.Context, c sessiond.OutboxClaim) ([]sessiond.OutboxMessage, error) {
+	if c.Limit <= 0 {
+		return nil, nil
+	}
+	skip, err := json.Marshal(append([]string{}, c.SkipTargets...))
+	if err != nil {
+		return nil, fmt.Errorf("claim outbox: %w", err)
+	}
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	now := sessiond.Now(c.Now)
+	rows, err := db.w.QueryContext(ctx, claimOutbox, c.Owner, micros(now.Add(c.Lease)), micros(now), string(skip), c.Limit)
+	if err != nil {
+		return nil, sessiond.Unavailable("claim outbox", err)
+	}
+	defer rows.Close()
+	var out []sessiond.OutboxMessage
+	for rows.Next() {
+		m, err := scanOutbox(rows)
+		if err != nil {
+			return nil, sessiond.Unavailable("claim outbox", fmt.Errorf("scan outbox: %w", err))
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, sessiond.Unavailable("claim outbox", err)
+	}
+	// RETURNING promises no order.
+	slices.SortFunc(out, byDue)
+	return out, nil
+}
+
+func byDue(a, b sessiond.OutboxMessage) int {
+	return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), cmp.Compare(a.ID, b.ID))
+}
+
+const releaseOutbox = `UPDATE outbox SET lease_owner = NULL, lease_until = NULL
+WHERE lease_owner = ? AND id IN (SELECT value FROM json_each(?))`
+
+// ReleaseOutbox ends owner's leases on ids, leaving the messages as they were.
+func (db *DB) ReleaseOutbox(ctx context.Context, owner string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return fmt.Errorf("release outbox: %w", err)
+	}
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	if _, err := db.w.ExecContext(ctx, releaseOutbox, owner, string(list)); err != nil {
+		return sessiond.Unavailable("release outbox", err)
+	}
+	return nil
+}
+
+// recordOutboxAttempt applies an outcome only under the caller's live
+// lease; the lease ends with it.
+const recordOutboxAttempt = `UPDATE outbox
+SET status = ?, attempts = attempts + 1, next_attempt_at = ?, last_attempt_at = ?, last_status = ?,
+	lease_owner = NULL, lease_until = NULL
+WHERE id = ? AND lease_owner = ? AND lease_until > ?`
+
+// RecordOutboxAttempt stores the outcome of one attempt; ErrLeaseLost
+// unless owner still holds the message's lease at a.At.
+func (db *DB) RecordOutboxAttempt(ctx context.Context, owner string, a sessiond.OutboxAttempt) error {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	at := micros(sessiond.Now(a.At))
+	next := at
+	if !a.NextAttemptAt.IsZero() {
+		next = micros(sessiond.Now(a.NextAttemptAt))
+	}
+	res, err := db.w.ExecContext(ctx, recordOutboxAttempt, a.Status, next, at, a.LastStatus, a.ID, owner, at)
+	if err != nil {
+		return sessiond.Unavailable("record outbox attempt", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return sessiond.Unavailable("record outbox attempt", err)
+	} else if n == 0 {
+		return sessiond.ErrLeaseLost
+	}
+	return nil
+}
+
+const outboxStats = `SELECT count(*), min(created_at), min(next_attempt_at) FROM outbox WHERE status = 'pending'`
+
+// OutboxStats summarises the pending messages.
+func (db *DB) OutboxStats(ctx context.Context) (sessiond.OutboxStats, error) {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	var (
+		s            sessiond.OutboxStats
+		oldest, next sql.NullInt64
+	)
+	if err := db.r.QueryRowContext(ctx, outboxStats).Scan(&s.Pending, &oldest, &next); err != nil {
+		return s, sessiond.Unavailable("outbox stats", err)
+	}
+	s.OldestPending, s.NextDue = fromNullMicros(oldest), fromNullMicros(next)
+	return s, nil
+}
+
+const insertEvent = `INSERT INTO events (id, type, occurred_at, user_id, session_id, ip, user_agent, data)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+
+// InsertEvent stores e.
+func (db *DB) InsertEvent(ctx context.Context, e *sessiond.Event) error {
+	data, err := json.Marshal(e.Data)
+	if err != nil {
+		return fmt.Errorf("insert event: %w", err)
+	}
+	if e.Data == nil {
+		data = []byte("{}")
+	}
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	_, err = db.w.ExecContext(ctx, insertEvent, e.ID, e.Type, micros(e.OccurredAt), e.UserID, e.SessionID, e.IP, e.UserAgent, string(data))
+	if isUniqueViolation(err) {
+		return sessiond.Errorf(sessiond.CodeInvalidRequest, "event %s exists", e.ID)
+	}
+	if err != nil {
+		return sessiond.Unavailable("insert event", err)
+	}
+	return nil
+}
+
+const createWebhookEndpoint = `INSERT INTO webhook_endpoints (id, url, events, secret, created_at) VALUES (?, ?, ?, ?, ?)`
+
+// CreateWebhookEndpoint stores w.
+func (db *DB) CreateWebhookEndpoint(ctx context.Context, w *sessiond.WebhookEndpoint) error {
+	events, err := json.Marshal(append([]string{}, w.Events...))
+	if err != nil {
+		return fmt.Errorf("create webhook endpoint: %w", err)
+	}
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	_, err = db.w.ExecContext(ctx, createWebhookEndpoint, w.ID, w.URL, string(events), w.Secret, micros(w.CreatedAt))
+	if isUniqueViolation(err) {
+		return sessiond.Errorf(sessiond.CodeInvalidRequest, "webhook endpoint %s exists", w.ID)
+	}
+	if err != nil {
+		return sessiond.Unavailable("create webhook endpoint", err)
+	}
+	return nil
+}
+
+const webhookEndpointByID = `SELECT id, url, events, secret, created_at FROM webhook_endpoints WHERE id = ?`
+
+// WebhookEndpoint returns endpoint id. CodeNotFound.
+func (db *DB) WebhookEndpoint(ctx context.Context, id string) (*sessiond.WebhookEndpoint, error) {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	var (
+		w       sessiond.WebhookEndpoint
+		events  string
+		created int64
+	)
+	err := db.r.QueryRowContext(ctx, webhookEndpointByID, id).Scan(&w.ID, &w.URL, &events, &w.Secret, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, sessiond.Errorf(sessiond.CodeNotFound, "webhook endpoint not found")
+	}
+	if err != nil {
+		return nil, sessiond.Unavailable("get webhook endpoint", err)
+	}
+	if err := json.Unmarshal([]byte(events), &w.Events); err != nil {
+		return nil, sessiond.Unavailable("get webhook endpoint", fmt.Errorf("decode events: %w", err))
+	}
+	w.CreatedAt = fromMicros(created)
+	return &w, nil
+}
+
+const webhookDeliveries = `SELECT event_id, status, attempts, last_attempt_at, last_status FROM outbox
+WHERE channel = 'webhook' AND target = ? ORDER BY created_at DESC, id DESC LIMIT ?`
+
+// WebhookDeliveries lists endpoint id's newest deliveries, newest first.
+func (db *DB) WebhookDeliveries(ctx context.Context, id string, limit int) ([]sessiond.Delivery, error) {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	rows, err := db.r.QueryContext(ctx, webhookDeliveries, id, limit)
+	if err != nil {
+		return nil, sessiond.Unavailable("list webhook deliveries", err)
+	}
+	defer rows.Close()
+	var out []sessiond.Delivery
+	for rows.Next() {
+		var (
+			d    sessiond.Delivery
+			last sql.NullInt64
+		)
+		if err := rows.Scan(&d.EventID, &d.Status, &d.Attempts, &last, &d.LastStatus); err != nil {
+			return nil, sessiond.Unavailable("list webhook deliveries", fmt.Errorf("scan delivery: %w", err))
+		}
+		d.LastAttemptAt = fromNullMicros(last)
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, sessiond.Unavailable("list webhook deliveries", err)
+	}
+	return out, nil
+}
+
+const (
+	// redeliverOutbox gives a finished delivery a fresh schedule.
+	redeliverOutbox = `UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?,
+	lease_owner = NULL, lease_until = NULL
+WHERE channel = ? AND target = ? AND event_id = ? AND status IN ('delivered', 'failed')`
+
+	outboxExists = `SELECT 1 FROM outbox WHERE channel = ? AND target = ? AND event_id = ?`
+)
+
+// RedeliverOutbox sets a finished delivery back to pending, due at now.
+// CodeNotFound if there is none.
+func (db *DB) RedeliverOutbox(ctx context.Context, channel, target, eventID string, now time.Time) error {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return sessiond.Unavailable("redeliver", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, redeliverOutbox, micros(sessiond.Now(now)), channel, target, eventID)
+	if err != nil {
+		return sessiond.Unavailable("redeliver", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return sessiond.Unavailable("redeliver", err)
+	} else if n == 0 {
+		var one int
+		err := tx.QueryRowContext(ctx, outboxExists, channel, target, eventID).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return sessiond.Errorf(sessiond.CodeNotFound, "delivery not found")
+		}
+		if err != nil {
+			return sessiond.Unavailable("redeliver", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return sessiond.Unavailable("redeliver", fmt.Errorf("commit: %w", err))
+	}
+	return nil
+}
