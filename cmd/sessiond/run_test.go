@@ -92,6 +92,8 @@ func TestBadConfiguration(t *testing.T) {
 		{"empty sqlite path", map[string]string{"SESSIOND_DATABASE_URL": "sqlite:"}, nil, "SESSIOND_DATABASE_URL"},
 		{"password minimum", map[string]string{"SESSIOND_PASSWORD_MIN_LENGTH": "4"}, nil, "SESSIOND_PASSWORD_MIN_LENGTH"},
 		{"negative grace", nil, []string{"-reuse-grace", "-1s"}, "SESSIOND_REUSE_GRACE"},
+		{"idle shorter than access", map[string]string{"SESSIOND_IDLE_TTL": "5m", "SESSIOND_ACCESS_TTL": "15m"}, nil,
+			"SESSIOND_IDLE_TTL (-idle-ttl): 5m0s is shorter than SESSIOND_ACCESS_TTL (-access-ttl) 15m0s"},
 		{"bad addr", map[string]string{"SESSIOND_ADDR": "8080"}, nil, "SESSIOND_ADDR"},
 		{"flag parse", nil, []string{"-max-sessions", "x"}, "max-sessions"},
 		{"unknown command", nil, []string{"frobnicate"}, "frobnicate"},

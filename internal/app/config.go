@@ -115,6 +115,11 @@ func (c *Config) Validate() error {
 		return bad("access-ttl", "%v is not between 1s and 24h", c.AccessTTL)
 	case c.AccessTTL > c.Policy.SessionTTL:
 		return bad("access-ttl", "%v is longer than the session TTL %v", c.AccessTTL, c.Policy.SessionTTL)
+	case c.Policy.IdleTTL < c.AccessTTL:
+		// sessiond's own Bearer endpoints check that the session is live, so
+		// a session idle-expiring before its AT would refuse fresh tokens.
+		return bad("idle-ttl", "%v is shorter than %s (-access-ttl) %v; an access token must not outlive an idle session",
+			c.Policy.IdleTTL, EnvName("access-ttl"), c.AccessTTL)
 	case strings.TrimSpace(c.Issuer) == "":
 		return bad("issuer", "must not be empty")
 	case strings.TrimSpace(c.Audience) == "":
