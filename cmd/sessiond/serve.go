@@ -12,8 +12,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/app"
 	"github.com/sessiond/sessiond/password"
@@ -120,7 +118,7 @@ func serveAdmin(addr string, a *app.App, logger *slog.Logger, stdout io.Writer) 
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.Handle("/metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", a.Metrics())
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on admin address: %w", err)
