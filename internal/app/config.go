@@ -224,19 +224,3 @@ func SplitDatabaseURL(u string) (kind, addr string, err error) {
 	}
 	return "", "", fmt.Errorf("%q is neither sqlite:PATH nor postgres://...", RedactURL(u))
 }
-
-// RedactURL hides a password in a URL before it is shown.
-func RedactURL(u string) string {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u
-	}
-	userinfo, host, ok := strings.Cut(rest, "@")
-	if !ok {
-		return u
-	}
-	if user, _, hasPw := strings.Cut(userinfo, ":"); hasPw {
-		return scheme + "://" + user + ":xxxxx@" + host
-	}
-	return u
-}
