@@ -293,6 +293,32 @@ func TestLegacySecureCookieIsClearedNotUsed(t *testing.T) {
 	}
 }
 
+// TestDevelopmentCookieMovesToRootPath: on plain-http development the old
+// and the new cookie are both sessiond_rt, so the old one is used once and
+// replaced: the refresh sets Path=/ and clears the two old paths, which
+// would otherwise be sent first, with a superseded token, ever after.
+func TestDevelopmentCookieMovesToRootPath(t *testing.T) {
+	srv, _ := newCookieServer(t, httpapi.Browser{CookieMode: true, InsecureCookie: true})
+	old := cookieLogin(t, srv) // rt-1, as the earlier version's /v1/refresh cookie would hold it
+	resp := send(t, srv, "POST", "/v1/refresh", "", map[string]string{"X-Sessiond-CSRF": "1"}, old)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("got status %d (%s), want 200", resp.StatusCode, problemCode(t, resp))
+	}
+	got := map[string]string{}
+	for _, c := range resp.Cookies() {
+		if c.Name == "sessiond_rt" {
+			if c.MaxAge < 0 {
+				got[c.Path] = "cleared"
+			} else {
+				got[c.Path] = c.Value
+			}
+		}
+	}
+	if got["/"] != "rt-2" || got["/v1/refresh"] != "cleared" || got["/v1/logout"] != "cleared" {
+		t.Errorf("got cookies by path %v, want / = rt-2 and /v1/refresh, /v1/logout cleared", got)
+	}
+}
+
 func TestCookieRequestsNeedCSRFProtection(t *testing.T) {
 	cases := []struct {
 		name   string
