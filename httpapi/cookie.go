@@ -44,8 +44,8 @@ const cookiePath = "/"
 
 // legacyCookiePaths are where earlier versions set the RT cookie, as
 // __Secure-sessiond_rt (sessiond_rt in development), once per endpoint.
-// Such a cookie is never read any more: with the __Secure- prefix any host
-// of the site could have planted it. A request that still carries one gets
+// A __Secure- cookie is never read any more: any host of the site could
+// have planted it. A request that still carries one gets
 // it cleared, so the browser is signed out once instead of sending a stale
 // cookie ahead of the new one (longer paths come first) for its lifetime.
 var legacyCookiePaths = [...]string{"/v1/refresh", "/v1/logout"}
