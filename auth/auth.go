@@ -57,7 +57,10 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/password"
@@ -151,12 +154,34 @@ var _ sessiond.AuthService = (*Service)(nil)
 // now reads the service's one clock at the microsecond the stores keep.
 func (s *Service) now() time.Time { return sessiond.Now(s.clock()) }
 
-// NormalizeEmail trims and lower-cases an email address, as DESIGN.md says
-// signup and login do.
-func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+// NormalizeEmail is the form an email address is stored and looked up in:
+// NFKC first, so that look-alikes typed differently (fullwidth letters, a
+// decomposed accent) are one address and so one account, then trimmed and
+// lower-cased. Signup and login both use it.
+func NormalizeEmail(email string) string {
+	return strings.ToLower(strings.TrimSpace(norm.NFKC.String(email)))
+}
+
+// checkEmailCharacters refuses control and format characters (zero-width
+// spaces and joiners, the byte-order mark, bidi controls): invisible, they
+// would make addresses that look the same and are not. NFKC keeps them.
+func checkEmailCharacters(email string) error {
+	if !utf8.ValidString(email) {
+		return sessiond.Errorf(sessiond.CodeInvalidEmail, "email must be valid UTF-8")
+	}
+	for _, r := range email {
+		if unicode.In(r, unicode.Cc, unicode.Cf) {
+			return sessiond.Errorf(sessiond.CodeInvalidEmail, "email must not contain invisible or control characters (found U+%04X)", r)
+		}
+	}
+	return nil
+}
 
 // validateEmail accepts a bare addr-spec with a dotted domain.
 func validateEmail(email string) error {
+	if err := checkEmailCharacters(email); err != nil {
+		return err
+	}
 	if email == "" || len(email) > maxEmail {
 		return sessiond.Errorf(sessiond.CodeInvalidEmail, "email must be an address of at most %d characters", maxEmail)
 	}
@@ -208,6 +233,9 @@ var errCredentials = sessiond.Errorf(sessiond.CodeInvalidCredentials, "email or 
 // least recently used sessions beyond the cap in the same transaction.
 func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.ClientInfo) (*sessiond.Tokens, error) {
 	email = NormalizeEmail(email)
+	if err := checkEmailCharacters(email); err != nil {
+		return nil, err
+	}
 	pw = normalizePassword(pw)
 	device := s.deviceID(c.DeviceToken, email, s.now())
 	counts, err := s.reserve(ctx, s.loginLimits(email, c.IP, device), sessiond.CodeTooManyAttempts, "too many failed logins; try again later")

@@ -32,8 +32,8 @@ dburl() { # a fresh database for $1
 	psql -q "$pg/test" -c "DROP DATABASE IF EXISTS bench_$1" -c "CREATE DATABASE bench_$1" >/dev/null
 	echo "$pg/bench_$1?sslmode=disable"
 }
-start_sessiond() { # port name
-	SESSIOND_ADDR=127.0.0.1:$1 SESSIOND_SIGNUP_RATE=1000000 SESSIOND_DATABASE_URL=$(dburl "$2") "$work/sessiond" >"$work/$2.log" 2>&1 &
+start_sessiond() { # port name; the admin listener (/metrics) is on port+1000
+	SESSIOND_ADDR=127.0.0.1:$1 SESSIOND_ADMIN_ADDR=127.0.0.1:$(($1 + 1000)) SESSIOND_SIGNUP_RATE=1000000 SESSIOND_DATABASE_URL=$(dburl "$2") "$work/sessiond" >"$work/$2.log" 2>&1 &
 	pids+=($!); echo $! >"$work/$2.pid"
 }
 wait_up() { for _ in $(seq 50); do curl -sf "http://127.0.0.1:$1/$2" -o /dev/null && return; sleep 0.1; done; echo "port $1 did not come up"; exit 1; }
@@ -82,7 +82,7 @@ kill "$(cat "$work/sd.pid")"
 # peak is reset (clear_refs 5) once those logins are done and the hashing
 # slots have handed their memory back (a second after the last hash), so it
 # is the refresh load's own.
-metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; } # port, series
+metric() { curl -s "http://127.0.0.1:$(($1 + 1000))/metrics" | awk -v m="$2" '$1 == m {print $2}'; } # API port, series
 for op in refresh login; do
 	start_sessiond 18181 "mem_$op"
 	wait_up 18181 healthz

@@ -34,18 +34,27 @@ const (
 	codeCookieModeOff = "cookie_mode_disabled"
 )
 
-// The cookie is set twice with the same value, once per path, because a
-// cookie has one Path and the RT is needed at exactly two endpoints. Path=/v1
-// would also send it to /v1/login, /v1/sessions and every future endpoint;
-// two narrow cookies keep it away from all of them (RFC 6265 §5.1.4:
-// "/v1/logout" does not match "/v1/logout-all").
-var cookiePaths = [...]string{"/v1/refresh", "/v1/logout"}
+// The cookie has Path=/ and no Domain because the __Host- prefix demands
+// both: browsers then refuse any such cookie not set by this very host over
+// HTTPS, so a page on a sibling host or another port can neither plant an RT
+// of its choosing nor overwrite the user's (RFC 6265bis §4.1.3.2). The price
+// is that every endpoint receives the cookie; only refresh and logout read
+// it, and those pass checkCSRF first.
+const cookiePath = "/"
+
+// legacyCookiePaths are where earlier versions set the RT cookie, as
+// __Secure-sessiond_rt (sessiond_rt in development), once per endpoint.
+// A __Secure- cookie is never read any more: any host of the site could
+// have planted it. A request that still carries one gets
+// it cleared, so the browser is signed out once instead of sending a stale
+// cookie ahead of the new one (longer paths come first) for its lifetime.
+var legacyCookiePaths = [...]string{"/v1/refresh", "/v1/logout"}
 
 // Browser configures cookie mode and CORS.
 type Browser struct {
 	// CookieMode lets clients ask for the RT as a cookie.
 	CookieMode bool
-	// InsecureCookie drops the Secure attribute and the __Secure- prefix:
+	// InsecureCookie drops the Secure attribute and the __Host- prefix:
 	// for development on http://localhost only (the config validates that).
 	// Its zero value is the safe one.
 	InsecureCookie bool
@@ -55,10 +64,16 @@ type Browser struct {
 }
 
 // CookieName is the refresh-token cookie's name under these settings: with
-// Secure, the __Secure- prefix makes browsers refuse the cookie unless it
-// came over HTTPS with Secure set, so a network attacker cannot plant one.
-// (__Host- would be stronger but demands Path=/.)
+// Secure, the __Host- prefix (see cookiePath); plain http cannot have it.
 func (b Browser) CookieName() string {
+	if b.InsecureCookie {
+		return "sessiond_rt"
+	}
+	return "__Host-sessiond_rt"
+}
+
+// legacyCookieName is the name earlier versions gave the cookie.
+func (b Browser) legacyCookieName() string {
 	if b.InsecureCookie {
 		return "sessiond_rt"
 	}
@@ -66,17 +81,20 @@ func (b Browser) CookieName() string {
 }
 
 // DeviceCookieName is the device token's cookie (see the auth package doc):
-// sent only to /v1/login, where it exempts this browser from the per-email
-// login ceiling once it has logged in to that email.
+// read only by /v1/login, where it exempts this browser from the per-email
+// login ceiling once it has logged in to that email. It is host-only
+// (__Host-, so Path=/) for the reason the RT cookie is: a page on a sibling
+// host or another port could otherwise overwrite it and take the owner's
+// exemption away, leaving the owner to the ceiling an attacker can fill.
 func (b Browser) DeviceCookieName() string {
 	if b.InsecureCookie {
 		return "sessiond_device"
 	}
-	return "__Secure-sessiond_device"
+	return "__Host-sessiond_device"
 }
 
-// deviceCookiePath is the one endpoint that reads the device cookie.
-const deviceCookiePath = "/v1/login"
+// deviceCookiePath is "/", as the __Host- prefix requires.
+const deviceCookiePath = "/"
 
 // setDeviceCookie delivers t's device token, expiring with it.
 func (b Browser) setDeviceCookie(w http.ResponseWriter, t *sessiond.Tokens) {
@@ -109,23 +127,42 @@ func (b Browser) setRefreshCookies(w http.ResponseWriter, t *sessiond.Tokens) {
 	if maxAge < 1 {
 		maxAge = 1
 	}
-	for _, p := range cookiePaths {
+	http.SetCookie(w, &http.Cookie{
+		Name: b.CookieName(), Value: t.RefreshToken, Path: cookiePath,
+		Expires: t.RefreshExpiresAt.UTC().Truncate(time.Second), MaxAge: maxAge,
+		HttpOnly: true, Secure: !b.InsecureCookie, SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// clearRefreshCookies tells the browser to drop the cookie.
+func (b Browser) clearRefreshCookies(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{
+		Name: b.CookieName(), Value: "", Path: cookiePath, MaxAge: -1,
+		HttpOnly: true, Secure: !b.InsecureCookie, SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// clearLegacyCookies drops the cookies of legacyCookiePaths when the request
+// to login, refresh or logout carries one. (In development both generations
+// are named sessiond_rt, so the old ones are cleared whenever the request
+// has a sessiond_rt; the one in use is then the old one, the first sent,
+// and its RT still works, so the browser moves to Path=/ without noticing.)
+func (b Browser) clearLegacyCookies(w http.ResponseWriter, r *http.Request) {
+	if _, err := r.Cookie(b.legacyCookieName()); err != nil || !b.CookieMode {
+		return
+	}
+	for _, p := range legacyCookiePaths {
 		http.SetCookie(w, &http.Cookie{
-			Name: b.CookieName(), Value: t.RefreshToken, Path: p,
-			Expires: t.RefreshExpiresAt.UTC().Truncate(time.Second), MaxAge: maxAge,
+			Name: b.legacyCookieName(), Value: "", Path: p, MaxAge: -1,
 			HttpOnly: true, Secure: !b.InsecureCookie, SameSite: http.SameSiteStrictMode,
 		})
 	}
 }
 
-// clearRefreshCookies tells the browser to drop both cookies.
-func (b Browser) clearRefreshCookies(w http.ResponseWriter) {
-	for _, p := range cookiePaths {
-		http.SetCookie(w, &http.Cookie{
-			Name: b.CookieName(), Value: "", Path: p, MaxAge: -1,
-			HttpOnly: true, Secure: !b.InsecureCookie, SameSite: http.SameSiteStrictMode,
-		})
-	}
+// hasRefreshCookie reports whether the request carries the cookie.
+func (b Browser) hasRefreshCookie(r *http.Request) bool {
+	_, err := r.Cookie(b.CookieName())
+	return b.CookieMode && err == nil
 }
 
 // refreshCookie is the request's RT cookie, if cookie mode is on.

@@ -108,7 +108,7 @@ func cookieLogin(t *testing.T, srv *httptest.Server) *http.Cookie {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("login: got status %d, want 200", resp.StatusCode)
 	}
-	return cookieAt(t, resp, "/v1/refresh")
+	return cookieAt(t, resp, "/")
 }
 
 func cookieAt(t *testing.T, resp *http.Response, path string) *http.Cookie {
@@ -129,14 +129,17 @@ func problemCode(t *testing.T, resp *http.Response) string {
 	return p.Code
 }
 
-func TestCookieLoginSetsNarrowHttpOnlySecureStrictCookies(t *testing.T) {
+// TestCookieLoginSetsHostOnlyHttpOnlySecureStrictCookie: one cookie, with
+// the __Host- prefix and what it demands (Secure, Path=/, no Domain), so no
+// other host or port of the site can plant or overwrite it.
+func TestCookieLoginSetsHostOnlyHttpOnlySecureStrictCookie(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		browser  httpapi.Browser
 		wantName string
 		secure   bool
 	}{
-		{"secure", cookieMode, "__Secure-sessiond_rt", true},
+		{"secure", cookieMode, "__Host-sessiond_rt", true},
 		{"insecure localhost development", httpapi.Browser{CookieMode: true, InsecureCookie: true}, "sessiond_rt", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -154,14 +157,16 @@ func TestCookieLoginSetsNarrowHttpOnlySecureStrictCookies(t *testing.T) {
 				t.Errorf("got access_token %v, want at in the body", body["access_token"])
 			}
 			cookies := resp.Cookies()
-			if len(cookies) != 2 {
-				t.Fatalf("got %d cookies, want 2 (one per path): %q", len(cookies), resp.Header.Values("Set-Cookie"))
+			if len(cookies) != 1 {
+				t.Fatalf("got %d cookies, want 1: %q", len(cookies), resp.Header.Values("Set-Cookie"))
+			}
+			if raw := resp.Header.Get("Set-Cookie"); strings.Contains(strings.ToLower(raw), "domain=") {
+				t.Errorf("got Set-Cookie %q, want no Domain (a host-only cookie)", raw)
 			}
 			wantExpires := auth.issued.Add(time.Hour)
-			for i, wantPath := range []string{"/v1/refresh", "/v1/logout"} {
-				c := cookies[i]
-				if c.Name != tc.wantName || c.Value != "rt-1" || c.Path != wantPath {
-					t.Errorf("got cookie %s=%s Path=%s, want %s=rt-1 Path=%s", c.Name, c.Value, c.Path, tc.wantName, wantPath)
+			for _, c := range cookies {
+				if c.Name != tc.wantName || c.Value != "rt-1" || c.Path != "/" || c.Domain != "" {
+					t.Errorf("got cookie %s=%s Path=%s Domain=%q, want %s=rt-1 Path=/ and no Domain", c.Name, c.Value, c.Path, c.Domain, tc.wantName)
 				}
 				if !c.HttpOnly || c.Secure != tc.secure || c.SameSite != http.SameSiteStrictMode {
 					t.Errorf("got HttpOnly=%v Secure=%v SameSite=%v, want true %v Strict", c.HttpOnly, c.Secure, c.SameSite, tc.secure)
@@ -187,10 +192,7 @@ func TestCookieRefreshRotatesTheCookie(t *testing.T) {
 	if _, has := body["refresh_token"]; has {
 		t.Errorf("got refresh_token in the body of a cookie refresh, want it only in the cookie")
 	}
-	second := cookieAt(t, resp, "/v1/refresh")
-	if cookieAt(t, resp, "/v1/logout").Value != second.Value {
-		t.Errorf("got different RTs in the two cookies, want the same")
-	}
+	second := cookieAt(t, resp, "/")
 	if second.Value == first.Value || second.Value != "rt-2" {
 		t.Errorf("got cookie %q after refresh, want the rotated rt-2", second.Value)
 	}
@@ -200,7 +202,7 @@ func TestCookieRefreshRotatesTheCookie(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("refresh with the old cookie: got status %d, want 401", resp.StatusCode)
 	}
-	if c := cookieAt(t, resp, "/v1/refresh"); c.MaxAge >= 0 {
+	if c := cookieAt(t, resp, "/"); c.MaxAge >= 0 {
 		t.Errorf("got Max-Age %d on the refused cookie, want it cleared", c.MaxAge)
 	}
 
@@ -221,10 +223,8 @@ func TestCookieLogoutEndsTheSessionAndClearsTheCookie(t *testing.T) {
 	if auth.live[c.Value] {
 		t.Errorf("got the session still live after logout, want it ended")
 	}
-	for _, path := range []string{"/v1/refresh", "/v1/logout"} {
-		if got := cookieAt(t, resp, path); got.Value != "" || got.MaxAge >= 0 {
-			t.Errorf("got cookie at %s = %q Max-Age %d, want it cleared", path, got.Value, got.MaxAge)
-		}
+	if got := cookieAt(t, resp, "/"); got.Value != "" || got.MaxAge >= 0 {
+		t.Errorf("got cookie %q Max-Age %d, want it cleared", got.Value, got.MaxAge)
 	}
 
 	// Logging out again with the stale cookie still clears it.
@@ -232,8 +232,90 @@ func TestCookieLogoutEndsTheSessionAndClearsTheCookie(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("second logout: got status %d, want 401", resp.StatusCode)
 	}
-	if got := cookieAt(t, resp, "/v1/logout"); got.MaxAge >= 0 {
+	if got := cookieAt(t, resp, "/"); got.MaxAge >= 0 {
 		t.Errorf("second logout: got Max-Age %d, want the cookie cleared", got.MaxAge)
+	}
+}
+
+// TestBearerLogoutClearsTheCookie: a logout with the Authorization header
+// from a browser holding the cookie ends the session and clears the cookie.
+func TestBearerLogoutClearsTheCookie(t *testing.T) {
+	srv, _ := newCookieServer(t, cookieMode)
+	c := cookieLogin(t, srv)
+	resp := send(t, srv, "POST", "/v1/logout", "", map[string]string{"Authorization": "Bearer good"}, c)
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("got status %d (%s), want 204", resp.StatusCode, problemCode(t, resp))
+	}
+	if got := cookieAt(t, resp, "/"); got.Name != "__Host-sessiond_rt" || got.Value != "" || got.MaxAge >= 0 {
+		t.Errorf("got cookie %s=%q Max-Age %d, want __Host-sessiond_rt cleared", got.Name, got.Value, got.MaxAge)
+	}
+	// Without the cookie, nothing is set.
+	resp = send(t, srv, "POST", "/v1/logout", "", map[string]string{"Authorization": "Bearer good"})
+	if resp.StatusCode != http.StatusNoContent || len(resp.Cookies()) != 0 {
+		t.Errorf("got %d with Set-Cookie %q, want 204 and none", resp.StatusCode, resp.Header.Values("Set-Cookie"))
+	}
+}
+
+// TestLegacySecureCookieIsClearedNotUsed: a browser still holding the
+// __Secure- cookie of earlier versions (which any host of the site could
+// have planted) is not signed in with it; every cookie-mode endpoint tells
+// the browser to drop it, at both paths it was set with.
+func TestLegacySecureCookieIsClearedNotUsed(t *testing.T) {
+	legacy := &http.Cookie{Name: "__Secure-sessiond_rt", Value: "rt-1"}
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/refresh", ""},
+		{"/v1/logout", ""},
+		{"/v1/login", `{"email":"a@example.com","password":"p"}`},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			srv, auth := newCookieServer(t, cookieMode)
+			cookieLogin(t, srv) // mints rt-1, which the legacy cookie holds
+			resp := send(t, srv, "POST", tc.path, tc.body, browserHeaders, legacy)
+			if tc.path != "/v1/login" && resp.StatusCode/100 == 2 {
+				t.Errorf("got status %d, want the legacy cookie not used", resp.StatusCode)
+			}
+			if tc.path != "/v1/login" && !auth.live["rt-1"] {
+				t.Errorf("got rt-1 used up, want the legacy cookie ignored")
+			}
+			cleared := map[string]bool{}
+			for _, c := range resp.Cookies() {
+				if c.Name == legacy.Name && c.MaxAge < 0 {
+					cleared[c.Path] = true
+				}
+			}
+			if !cleared["/v1/refresh"] || !cleared["/v1/logout"] {
+				t.Errorf("got Set-Cookie %q, want %s cleared at /v1/refresh and /v1/logout", resp.Header.Values("Set-Cookie"), legacy.Name)
+			}
+			if raw := strings.Join(resp.Header.Values("Set-Cookie"), "\n"); strings.Count(raw, "__Secure-sessiond_rt=; Path=/v1/") != 2 || strings.Count(raw, "; Secure") < 2 {
+				t.Errorf("got Set-Cookie %q, want both deletions Secure (browsers ignore a __Secure- cookie without it)", raw)
+			}
+		})
+	}
+}
+
+// TestDevelopmentCookieMovesToRootPath: on plain-http development the old
+// and the new cookie are both sessiond_rt, so the old one is used once and
+// replaced: the refresh sets Path=/ and clears the two old paths, which
+// would otherwise be sent first, with a superseded token, ever after.
+func TestDevelopmentCookieMovesToRootPath(t *testing.T) {
+	srv, _ := newCookieServer(t, httpapi.Browser{CookieMode: true, InsecureCookie: true})
+	old := cookieLogin(t, srv) // rt-1, as the earlier version's /v1/refresh cookie would hold it
+	resp := send(t, srv, "POST", "/v1/refresh", "", map[string]string{"X-Sessiond-CSRF": "1"}, old)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("got status %d (%s), want 200", resp.StatusCode, problemCode(t, resp))
+	}
+	got := map[string]string{}
+	for _, c := range resp.Cookies() {
+		if c.Name == "sessiond_rt" {
+			if c.MaxAge < 0 {
+				got[c.Path] = "cleared"
+			} else {
+				got[c.Path] = c.Value
+			}
+		}
+	}
+	if got["/"] != "rt-2" || got["/v1/refresh"] != "cleared" || got["/v1/logout"] != "cleared" {
+		t.Errorf("got cookies by path %v, want / = rt-2 and /v1/refresh, /v1/logout cleared", got)
 	}
 }
 
@@ -326,7 +408,7 @@ func TestCookieModeOff(t *testing.T) {
 	}
 	// A cookie is not even looked at: the body is required as before.
 	resp = send(t, srv, "POST", "/v1/refresh", "", map[string]string{"X-Sessiond-CSRF": "1"},
-		&http.Cookie{Name: "__Secure-sessiond_rt", Value: "rt-1"})
+		&http.Cookie{Name: "__Host-sessiond_rt", Value: "rt-1"})
 	if got := problemCode(t, resp); resp.StatusCode != http.StatusBadRequest || got != "invalid_request" {
 		t.Errorf("refresh with only a cookie: got %d %s, want 400 invalid_request", resp.StatusCode, got)
 	}

@@ -37,12 +37,6 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 			handler http.Handler
 		}{"GET /account", http.RedirectHandler("/account/", http.StatusMovedPermanently)})
 	}
-	if d.Metrics != nil {
-		routes = append(routes, struct {
-			pattern string
-			handler http.Handler
-		}{"GET /metrics", d.Metrics})
-	}
 
 	// Paths without their methods, to tell 405 from 404 in the fallback.
 	allowed := map[string][]string{}

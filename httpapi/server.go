@@ -24,12 +24,12 @@ type Pinger interface {
 
 // Deps is what the server is built from.
 type Deps struct {
-	Logger  *slog.Logger
-	Auth    sessiond.AuthService
-	JWKS    JWKSSource
-	Ready   Pinger
-	Metrics http.Handler // serves GET /metrics; nil leaves it out
-	// Metrics, when set, instruments every request.
+	Logger *slog.Logger
+	Auth   sessiond.AuthService
+	JWKS   JWKSSource
+	Ready  Pinger
+	// Instruments, when set, instruments every request. The metrics are
+	// not served here: /metrics belongs on the operators' listener only.
 	Instruments *Metrics
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix

@@ -85,6 +85,7 @@ func handleSignup(logger *slog.Logger, svc sessiond.AuthService, trusted []netip
 func handleLogin(logger *slog.Logger, svc sessiond.AuthService, trusted []netip.Prefix, bd browserDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Cookie mode (cookie.go): checked before the password is.
+		bd.b.clearLegacyCookies(w, r)
 		viaCookie := wantsCookie(r)
 		if viaCookie {
 			if err := bd.b.checkCSRF(bd.cop, r); err != nil {
@@ -118,6 +119,7 @@ func handleLogin(logger *slog.Logger, svc sessiond.AuthService, trusted []netip.
 func handleRefresh(logger *slog.Logger, svc sessiond.AuthService, bd browserDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Cookie mode (cookie.go): the RT from the body, else from the cookie.
+		bd.b.clearLegacyCookies(w, r)
 		tok, viaCookie, ok, err := bd.b.bodyOrCookieToken(bd.cop, w, r)
 		if !ok {
 			var req refreshRequest
@@ -148,16 +150,22 @@ func handleRefresh(logger *slog.Logger, svc sessiond.AuthService, bd browserDeps
 
 // handleLogout ends one session: the Bearer AT's, or the body RT's, or the
 // cookie's (cookie.go). A logout with the cookie clears it even when the
-// session had already ended, so the browser is left with nothing stale.
+// session had already ended, so the browser is left with nothing stale. A
+// Bearer logout that succeeds clears a cookie the request carries too: the
+// browser signed out and must not keep a refresh token.
 func handleLogout(logger *slog.Logger, svc sessiond.AuthService, bd browserDeps) http.Handler {
 	byToken := bearer(logger, svc, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := svc.Logout(r.Context(), principalFrom(r.Context())); err != nil {
 			writeError(w, r, logger, err)
 			return
 		}
+		if bd.b.hasRefreshCookie(r) {
+			bd.b.clearRefreshCookies(w)
+		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bd.b.clearLegacyCookies(w, r)
 		if r.Header.Get("Authorization") != "" {
 			byToken.ServeHTTP(w, r)
 			return

@@ -51,13 +51,13 @@ func TestStore(t *testing.T) {
 
 func TestMigrateConcurrentAndIdempotent(t *testing.T) {
 	url := pgtest.URL(t)
-	// Three instances starting at once against one database: goose's
+	// Twenty instances starting at once against one fresh database: goose's
 	// advisory lock lets one migrate while the others wait and find the
-	// schema current. The first has a pool of one connection, which the
+	// schema current. Every third has a pool of one connection, which the
 	// migration lock itself occupies.
-	dbs := make([]*postgres.DB, 3)
+	dbs := make([]*postgres.DB, 20)
 	for i := range dbs {
-		dbs[i] = openURL(t, url, postgres.Options{MaxConns: int32(i + 1)})
+		dbs[i] = openURL(t, url, postgres.Options{MaxConns: int32(i%3 + 1)})
 	}
 	errs := make([]error, len(dbs))
 	var wg sync.WaitGroup

@@ -29,6 +29,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/sessiond/sessiond"
 	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations/*.sql
@@ -53,6 +54,7 @@ type DB struct {
 	w       *sql.DB // the one writer connection: every write goes here
 	r       *sql.DB // read-only pool for pure reads
 	timeout time.Duration
+	path    string // of the database file, for the migration lock
 	// wstmts and rstmts are the prepared hot statements of each pool.
 	wstmts, rstmts stmts
 }
@@ -113,7 +115,7 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 		r.Close()
 		return nil, fmt.Errorf("open sqlite readers: %w", err)
 	}
-	return &DB{w: w, r: r, timeout: opt.QueryTimeout}, nil
+	return &DB{w: w, r: r, timeout: opt.QueryTimeout, path: path}, nil
 }
 
 // dsn builds a modernc.org/sqlite file: URI. The path is escaped because
@@ -134,7 +136,22 @@ func cloneValues(v url.Values) url.Values {
 // Migrate applies the embedded migrations that the database lacks. It is
 // idempotent. It runs on the writer, so it queues behind (and ahead of) the
 // store's own writes instead of failing on the lock.
+//
+// It is also safe to run from several processes at once (two instances
+// starting, or `sessiond migrate` beside one): goose reads the schema
+// version before it begins each migration's transaction, so two processes
+// could both find a fresh file at version 0 and the second fail on
+// "table users already exists". goose has no locker for SQLite, and the
+// lock cannot be taken in the database itself, since every migration needs
+// its write lock; so Migrate holds an exclusive lock on a file of its own
+// beside the database (PATH-migrate.lock) for the whole run. SQLite takes
+// that lock with the operating system, which drops it if the process dies.
 func (db *DB) Migrate(ctx context.Context) error {
+	unlock, err := lockForMigration(ctx, db.path+"-migrate.lock")
+	if err != nil {
+		return fmt.Errorf("migrate sqlite: %w", err)
+	}
+	defer unlock()
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return fmt.Errorf("migrate sqlite: %w", err)
@@ -147,6 +164,42 @@ func (db *DB) Migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate sqlite: %w", err)
 	}
 	return nil
+}
+
+// lockForMigration holds an exclusive lock on the SQLite file at path until
+// the returned function is called, waiting for another holder as long as
+// ctx allows.
+func lockForMigration(ctx context.Context, path string) (unlock func(), err error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(1000)")
+	q.Add("_pragma", "journal_mode(DELETE)") // a plain file lock, not WAL's shared memory
+	ldb, err := sql.Open("sqlite", dsn(path, q))
+	if err != nil {
+		return nil, fmt.Errorf("open migration lock: %w", err)
+	}
+	conn, err := ldb.Conn(ctx)
+	if err != nil {
+		ldb.Close()
+		return nil, fmt.Errorf("open migration lock: %w", err)
+	}
+	for {
+		_, err = conn.ExecContext(ctx, "BEGIN EXCLUSIVE")
+		if err == nil {
+			break
+		}
+		var e *sqlite.Error
+		if !errors.As(err, &e) || e.Code()&0xff != sqlite3.SQLITE_BUSY || ctx.Err() != nil {
+			conn.Close()
+			ldb.Close()
+			return nil, fmt.Errorf("take migration lock: %w", err)
+		}
+		// busy_timeout waited a second; another process is migrating.
+	}
+	return func() {
+		conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		conn.Close()
+		ldb.Close()
+	}, nil
 }
 
 // Ping reports whether the database answers. It asks the read pool, so a

@@ -48,6 +48,37 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 }
 
+// TestConcurrentMigrationsOfAFreshFile: many openers of one fresh file
+// (each its own connections, as separate processes have) migrating at
+// once all succeed, and leave one schema.
+func TestConcurrentMigrationsOfAFreshFile(t *testing.T) {
+	const rounds, openers = 4, 24
+	for round := range rounds {
+		path := filepath.Join(t.TempDir(), "sessiond.db")
+		errs := make([]error, openers)
+		var wg sync.WaitGroup
+		for i := range openers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				db, err := sqlite.Open(t.Context(), path, sqlite.Options{})
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				defer db.Close()
+				errs[i] = db.Migrate(t.Context())
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("round %d, opener %d: got %v, want nil", round, i, err)
+			}
+		}
+	}
+}
+
 func TestOpenRejectsMemory(t *testing.T) {
 	if _, err := sqlite.Open(t.Context(), ":memory:", sqlite.Options{}); err == nil {
 		t.Errorf("got nil error, want one: writer and readers cannot share an in-memory database")

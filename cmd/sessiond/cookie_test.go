@@ -8,12 +8,12 @@ import (
 	"github.com/sessiond/sessiond/internal/app"
 )
 
-// cookieRT is the RT of a cookie-mode answer, from its Set-Cookie for
-// /v1/refresh; cleared reports a cookie being deleted.
+// cookieRT is the RT of a cookie-mode answer, from its Set-Cookie;
+// cleared reports the cookie being deleted.
 func cookieRT(t *testing.T, r *response) (rt string, cleared bool) {
 	t.Helper()
 	for _, c := range (&http.Response{Header: r.Header}).Cookies() {
-		if c.Name == "__Secure-sessiond_rt" && c.Path == "/v1/refresh" {
+		if c.Name == "__Host-sessiond_rt" && c.Path == "/" {
 			return c.Value, c.MaxAge < 0
 		}
 	}
@@ -31,7 +31,7 @@ func TestCookieModeRotationOnEachStore(t *testing.T) {
 		e.signup("ada@example.com")
 		browser := map[string]string{"X-Sessiond-Cookie": "1", "X-Sessiond-CSRF": "1", "Origin": e.srv.URL, "Sec-Fetch-Site": "same-origin"}
 		withCookie := func(rt string) map[string]string {
-			h := map[string]string{"Cookie": "__Secure-sessiond_rt=" + rt}
+			h := map[string]string{"Cookie": "__Host-sessiond_rt=" + rt}
 			for k, v := range browser {
 				h[k] = v
 			}

@@ -17,7 +17,8 @@ func getenvFrom(m map[string]string) func(string) string {
 }
 
 // TestServeStartsAndShutsDown runs the real program: it serves on a free
-// port, answers, and returns cleanly when its context ends.
+// port, answers, and returns cleanly when its context ends. pprof and
+// /metrics are on the admin listener only: the API listener answers 404.
 func TestServeStartsAndShutsDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -42,7 +43,7 @@ func TestServeStartsAndShutsDown(t *testing.T) {
 	}
 	url := strings.TrimSpace(strings.TrimPrefix(line, "sessiond listening on "))
 	go io.Copy(io.Discard, stdoutR)
-	for _, path := range []string{"/healthz", "/readyz", "/.well-known/jwks.json", "/metrics"} {
+	for _, path := range []string{"/healthz", "/readyz", "/.well-known/jwks.json"} {
 		resp, err := http.Get(url + path)
 		if err != nil {
 			t.Fatal(err)
@@ -62,8 +63,15 @@ func TestServeStartsAndShutsDown(t *testing.T) {
 			t.Errorf("admin GET %s: got %d, want 200", path, resp.StatusCode)
 		}
 	}
-	if resp, err := http.Get(url + "/debug/pprof/"); err != nil || resp.StatusCode != 404 {
-		t.Errorf("pprof on the API listener: got %v %v, want 404", resp.StatusCode, err)
+	for _, path := range []string{"/debug/pprof/", "/metrics"} {
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Errorf("GET %s on the API listener: got %d, want 404", path, resp.StatusCode)
+		}
 	}
 	cancel()
 	select {
@@ -92,6 +100,8 @@ func TestBadConfiguration(t *testing.T) {
 		{"empty sqlite path", map[string]string{"SESSIOND_DATABASE_URL": "sqlite:"}, nil, "SESSIOND_DATABASE_URL"},
 		{"password minimum", map[string]string{"SESSIOND_PASSWORD_MIN_LENGTH": "4"}, nil, "SESSIOND_PASSWORD_MIN_LENGTH"},
 		{"negative grace", nil, []string{"-reuse-grace", "-1s"}, "SESSIOND_REUSE_GRACE"},
+		{"idle shorter than access", map[string]string{"SESSIOND_IDLE_TTL": "5m", "SESSIOND_ACCESS_TTL": "15m"}, nil,
+			"SESSIOND_IDLE_TTL (-idle-ttl): 5m0s is shorter than SESSIOND_ACCESS_TTL (-access-ttl) 15m0s"},
 		{"bad addr", map[string]string{"SESSIOND_ADDR": "8080"}, nil, "SESSIOND_ADDR"},
 		{"account ceiling below the pair limit", map[string]string{"SESSIOND_LOGIN_MAX_ACCOUNT_FAILURES": "5"}, nil, "SESSIOND_LOGIN_MAX_ACCOUNT_FAILURES"},
 		{"no signups", nil, []string{"-signup-rate", "0"}, "SESSIOND_SIGNUP_RATE"},

@@ -12,8 +12,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/app"
 	"github.com/sessiond/sessiond/password"
@@ -116,11 +114,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 func serveAdmin(addr string, a *app.App, logger *slog.Logger, stdout io.Writer) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/cmdline", app.Cmdline) // pprof's own shows secrets given as flags
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.Handle("/metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", a.Metrics())
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on admin address: %w", err)

@@ -162,13 +162,18 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 		Auth:           svc,
 		JWKS:           a.Keys,
 		Ready:          a.Store,
-		Metrics:        promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{}),
 		Instruments:    httpapi.NewMetrics(a.Registry),
 		TrustedProxies: trusted,
 		Browser:        cfg.Browser(),
 		Account:        accountPage(cfg),
 	})
 	return nil
+}
+
+// Metrics serves the registry in the Prometheus text format, for the
+// operators' listener; the API handler never serves it.
+func (a *App) Metrics() http.Handler {
+	return promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})
 }
 
 // accountPage is the account page (web/), which signs in with cookie mode

@@ -127,6 +127,11 @@ func (c *Config) Validate() error {
 		return bad("access-ttl", "%v is not between 1s and 24h", c.AccessTTL)
 	case c.AccessTTL > c.Policy.SessionTTL:
 		return bad("access-ttl", "%v is longer than the session TTL %v", c.AccessTTL, c.Policy.SessionTTL)
+	case c.Policy.IdleTTL < c.AccessTTL:
+		// sessiond's own Bearer endpoints check that the session is live, so
+		// a session idle-expiring before its AT would refuse fresh tokens.
+		return bad("idle-ttl", "%v is shorter than %s (-access-ttl) %v; an access token must not outlive an idle session",
+			c.Policy.IdleTTL, EnvName("access-ttl"), c.AccessTTL)
 	case strings.TrimSpace(c.Issuer) == "":
 		return bad("issuer", "must not be empty")
 	case strings.TrimSpace(c.Audience) == "":
@@ -237,20 +242,4 @@ func SplitDatabaseURL(u string) (kind, addr string, err error) {
 		return "postgres", u, nil
 	}
 	return "", "", fmt.Errorf("%q is neither sqlite:PATH nor postgres://...", RedactURL(u))
-}
-
-// RedactURL hides a password in a URL before it is shown.
-func RedactURL(u string) string {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u
-	}
-	userinfo, host, ok := strings.Cut(rest, "@")
-	if !ok {
-		return u
-	}
-	if user, _, hasPw := strings.Cut(userinfo, ":"); hasPw {
-		return scheme + "://" + user + ":xxxxx@" + host
-	}
-	return u
 }
