@@ -125,8 +125,8 @@ func TestSecretsReencryptCommand(t *testing.T) {
 	if err := run(ctx, []string{"secrets", "reencrypt"}, withKey, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(out.String(), "re-encrypted 2 secrets") {
-		t.Errorf("reencrypt printed %q, want 2 secrets (the signing key, the MAC secret)", out.String())
+	if !strings.HasPrefix(out.String(), "re-encrypted 3 secrets") {
+		t.Errorf("reencrypt printed %q, want 3 secrets (the signing key, the refresh and throttle MAC secrets)", out.String())
 	}
 	if err := run(ctx, []string{"keys", "rotate", "-activate-after", "0"}, withKey, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)

@@ -246,8 +246,8 @@ func TestOwnerNotLockedOut(t *testing.T) {
 					cookie = c
 				}
 			}
-			if cookie == nil || !cookie.HttpOnly || !cookie.Secure || cookie.Path != "/v1/login" || cookie.SameSite != http.SameSiteStrictMode || cookie.Value == "" {
-				t.Fatalf("device cookie: got %+v, want HttpOnly, Secure, SameSite=Strict, Path=/v1/login", cookie)
+			if cookie == nil || !cookie.HttpOnly || !cookie.Secure || cookie.Path != "/" || cookie.Domain != "" || !strings.HasPrefix(cookie.Name, "__Host-") || cookie.SameSite != http.SameSiteStrictMode || cookie.Value == "" {
+				t.Fatalf("device cookie: got %+v, want __Host-, HttpOnly, Secure, SameSite=Strict, Path=/", cookie)
 			}
 			h["Cookie"] = cookie.Name + "=" + cookie.Value
 			e.request("POST", "/v1/login", "application/json", body, h).want(t, 200, "")

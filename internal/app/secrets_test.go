@@ -72,11 +72,13 @@ func plainSecrets(t *testing.T, a *app.App) map[string][]byte {
 			out["private key "+k.ID] = k.PrivateKey
 		}
 	}
-	mac, err := a.Store.EnsureSecret(context.Background(), "refresh_token_mac", make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"refresh_token_mac", "login_throttle_mac"} {
+		v, err := a.Store.EnsureSecret(context.Background(), name, make([]byte, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out["secret "+name] = v
 	}
-	out["refresh token MAC secret"] = mac
 	for what, v := range out {
 		if len(v) != 32 {
 			t.Fatalf("%s: %d bytes, want 32 (opened)", what, len(v))
