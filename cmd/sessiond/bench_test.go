@@ -5,6 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sessiond/sessiond/internal/loadgen"
@@ -39,5 +44,74 @@ func TestBenchCommand(t *testing.T) {
 	}
 	if !bytes.Contains(human.Bytes(), []byte("req/s")) || !bytes.Contains(human.Bytes(), []byte("p99")) {
 		t.Fatalf("summary lacks req/s or p99: %s", human.String())
+	}
+}
+
+// TestBenchCountsOnlyAnsweredRequests: a server that stops answering after
+// 64 measured requests (it hangs up on every later connection) is reported
+// as 64 answered requests plus connection errors, and the command fails
+// because most requests did.
+func TestBenchCountsOnlyAnsweredRequests(t *testing.T) {
+	e := newTestEnv(t, "sqlite:"+t.TempDir()+"/s.db", nil)
+	const workers, setup, answered = 2, 2 * 2, 64 // signup and login per worker
+	var served atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if served.Add(1) > setup+answered {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		e.app.Handler.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"bench", "-url", srv.URL, "-op", "me", "-c", strconv.Itoa(workers), "-d", "1s", "-json"}, getenvFrom(nil), &out, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "requests failed") {
+		t.Fatalf("got error %v, want one saying most requests failed", err)
+	}
+	var r loadgen.Result
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("-json output %q: %v", out.String(), err)
+	}
+	if r.Requests != answered || r.OK != answered {
+		t.Errorf("got %d requests answered, %d ok; want %d of each", r.Requests, r.OK, answered)
+	}
+	if r.ConnectionErrors == 0 || r.Errors["connection closed"] != r.ConnectionErrors {
+		t.Errorf("got %d connection errors, errors %v; want them counted as \"connection closed\"", r.ConnectionErrors, r.Errors)
+	}
+	if want := float64(r.Requests) / r.Seconds; r.RPS != want {
+		t.Errorf("req/s %v, want answered requests per second %v", r.RPS, want)
+	}
+}
+
+// TestBenchCleanup: with -cleanup (the default) the users bench made have
+// no session left afterwards; with -cleanup=false they keep theirs.
+func TestBenchCleanup(t *testing.T) {
+	e := newTestEnv(t, "sqlite:"+t.TempDir()+"/s.db", nil)
+	for _, tt := range []struct {
+		flag         string
+		wantSessions bool
+	}{{"-cleanup=true", false}, {"-cleanup=false", true}} {
+		t.Run(tt.flag, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := run(context.Background(), []string{"bench", "-url", e.srv.URL, "-op", "refresh", "-c", "3", "-d", "200ms", "-json", tt.flag}, getenvFrom(nil), &out, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			var r loadgen.Result
+			if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Users != 3 {
+				t.Fatalf("got %d users, want 3", r.Users)
+			}
+			for i := range 3 {
+				email := strings.Replace(strings.TrimPrefix(r.UserPattern, "*"), "*", strconv.Itoa(i), 1)
+				if got := len(e.liveSessions(email)); (got > 0) != tt.wantSessions {
+					t.Errorf("%s has %d live sessions; want sessions left: %v", email, got, tt.wantSessions)
+				}
+			}
+		})
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -15,12 +17,15 @@ import (
 // database that every instance shares. Instances pick a rotation up at their
 // next key reload (SESSIOND_KEY_RELOAD), without a restart.
 func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "rotate" && args[0] != "list") {
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf(`keys needs "rotate" or "list"`)
+	switch {
+	case len(args) > 0 && isHelpFlag(args[0]):
+		printHelp(stdout, "keys", nil)
+		return flag.ErrHelp
+	case len(args) == 0 || (args[0] != "rotate" && args[0] != "list"):
+		return errors.New(`keys needs "rotate" or "list" ("sessiond keys -h" says more)`)
 	}
 	action := args[0]
-	cfg, err := parseConfig(newFlagSet("keys "+action, stderr), args[1:], getenv)
+	cfg, err := parseConfig(newFlagSet("keys "+action, stdout), args[1:], getenv)
 	if err != nil {
 		return err
 	}
