@@ -9,7 +9,9 @@ import (
 	"github.com/sessiond/sessiond/internal/app"
 )
 
-// envOnly are SESSIOND_* variables that no flag binds but that are read.
+// envOnly are SESSIOND_* variables that sessiond reads but no flag binds
+// (a secret kept off the command line, say): a variable read elsewhere must
+// be listed here, or serve warns that it is unknown.
 var envOnly = []string{}
 
 // knownEnv is every SESSIOND_* variable serve reads: one per flag of fs,
