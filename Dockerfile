@@ -2,7 +2,14 @@
 # pure Go) on a distroless base, running as an unprivileged user.
 #
 #   docker build -t sessiond .
-#   docker run -p 8080:8080 -e SESSIOND_DATABASE_URL=postgres://... sessiond
+#   docker run -p 8080:8080 -e SESSIOND_PUBLIC_URL=http://localhost:8080 sessiond
+#   docker run -p 8080:8080 -e SESSIOND_PUBLIC_URL=https://auth.example.com \
+#     -e SESSIOND_DATABASE_URL=postgres://... sessiond
+#
+# SESSIOND_PUBLIC_URL must be given: the image listens on 0.0.0.0:8080, and
+# http://0.0.0.0:8080 is no URL a client can use, nor a usable token issuer,
+# so sessiond refuses to start without it, saying so. The image does not set
+# one, since any default would be wrong for every real deployment.
 #
 # Untested here: the machine this was written on has no container engine.
 # See docs/OPERATIONS.md.

@@ -33,7 +33,7 @@ dburl() { # a fresh database for $1
 	echo "$pg/bench_$1?sslmode=disable"
 }
 start_sessiond() { # port name; the admin listener (/metrics) is on port+1000
-	SESSIOND_ADDR=127.0.0.1:$1 SESSIOND_ADMIN_ADDR=127.0.0.1:$(($1 + 1000)) SESSIOND_SIGNUP_RATE=1000000 SESSIOND_DATABASE_URL=$(dburl "$2") "$work/sessiond" >"$work/$2.log" 2>&1 &
+	SESSIOND_ADDR=127.0.0.1:$1 SESSIOND_PUBLIC_URL=http://127.0.0.1:$1 SESSIOND_ADMIN_ADDR=127.0.0.1:$(($1 + 1000)) SESSIOND_SIGNUP_RATE=1000000 SESSIOND_DATABASE_URL=$(dburl "$2") "$work/sessiond" >"$work/$2.log" 2>&1 &
 	pids+=($!); echo $! >"$work/$2.pid"
 }
 wait_up() { for _ in $(seq 50); do curl -sf "http://127.0.0.1:$1/$2" -o /dev/null && return; sleep 0.1; done; echo "port $1 did not come up"; exit 1; }

@@ -34,6 +34,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sessiond/sessiond/internal/pgtest"
 )
 
 // sessiondBin is the sessiond executable every test runs, built once by TestMain.
@@ -44,6 +46,9 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	if os.Getenv(pgtest.EnvURL) == "" {
+		fmt.Println("pgtest: " + pgtest.EnvURL + " not set: this package's PostgreSQL tests skip")
+	}
 	dir, err := os.MkdirTemp("", "sessiond-cluster-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cluster tests:", err)
@@ -147,6 +152,7 @@ func launch(t testing.TB, name string, settings map[string]string) (*instance, e
 	env := append(baseEnv(),
 		"SESSIOND_ADDR=127.0.0.1:0",
 		"SESSIOND_ISSUER="+issuer,
+		"SESSIOND_PUBLIC_URL="+issuer,
 		"SESSIOND_KEY_RELOAD=1s",
 		// Every request comes from 127.0.0.1, and each login holds a
 		// throttle attempt until its password checks out: the load and race

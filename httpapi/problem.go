@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -56,7 +57,13 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 		status = http.StatusInternalServerError
 	}
 	if status >= 500 && logger != nil {
-		logger.LogAttrs(r.Context(), slog.LevelError, "request failed",
+		msg, level := "request failed", slog.LevelError
+		if r.Context().Err() != nil && (errors.Is(err, context.Canceled) || code == sessiond.CodeUnavailable) {
+			// The client hung up and the work was abandoned for it: nothing
+			// failed on sessiond's side, and nobody reads this answer.
+			msg, level = "request abandoned by the client", slog.LevelDebug
+		}
+		logger.LogAttrs(r.Context(), level, msg,
 			slog.String("request_id", requestIDFrom(r.Context())),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.String("code", code), slog.String("error", err.Error()))

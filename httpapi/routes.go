@@ -35,7 +35,12 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		}{"GET /account/", d.Account}, struct {
 			pattern string
 			handler http.Handler
-		}{"GET /account", http.RedirectHandler("/account/", http.StatusMovedPermanently)})
+		}{"GET /account", http.RedirectHandler("/account/", http.StatusMovedPermanently)}, struct {
+			pattern string
+			handler http.Handler
+		}{"GET /{$}", http.RedirectHandler("/account/", http.StatusFound)})
+		// "/" has no API of its own: someone who opens the server's address
+		// in a browser lands on the account page, not on a JSON 404.
 	}
 
 	// Paths without their methods, to tell 405 from 404 in the fallback.

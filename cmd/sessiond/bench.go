@@ -14,36 +14,61 @@ import (
 	"github.com/sessiond/sessiond/internal/loadgen"
 )
 
+// benchFlags are bench's settings; bench talks to sessiond over HTTP only
+// and so reads no SESSIOND_* variable.
+type benchFlags struct {
+	opt    loadgen.Options
+	asJSON bool
+}
+
+func bindBenchFlags(fs *flag.FlagSet) *benchFlags {
+	b := &benchFlags{opt: loadgen.Options{Cleanup: true}}
+	fs.StringVar(&b.opt.URL, "url", "http://127.0.0.1:8080", "base URL of the sessiond to drive")
+	fs.StringVar(&b.opt.Op, "op", "refresh", "operation: "+strings.Join(loadgen.Ops, "|"))
+	fs.IntVar(&b.opt.Concurrency, "c", 16, "concurrent workers, each with its own user and session")
+	fs.DurationVar(&b.opt.Duration, "d", 10*time.Second, "measured duration (after set-up)")
+	fs.BoolVar(&b.opt.Cleanup, "cleanup", b.opt.Cleanup, "end the sessions the run made when it is over")
+	fs.BoolVar(&b.asJSON, "json", false, "print the result as JSON")
+	return b
+}
+
 // runBench is `sessiond bench`: a load generator for a running sessiond.
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sessiond bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	opt := loadgen.Options{}
-	fs.StringVar(&opt.URL, "url", "http://127.0.0.1:8080", "base URL of the sessiond to drive")
-	fs.StringVar(&opt.Op, "op", "refresh", "operation: "+strings.Join(loadgen.Ops, "|"))
-	fs.IntVar(&opt.Concurrency, "c", 16, "concurrent workers, each with its own user and session")
-	fs.DurationVar(&opt.Duration, "d", 10*time.Second, "measured duration (after set-up)")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := fs.Parse(args); err != nil {
+func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", stdout)
+	b := bindBenchFlags(fs)
+	if err := parseArgs(fs, args, explain(fs)); err != nil {
 		return err
 	}
-	if isTerminal(stderr) && !*asJSON {
+	opt := b.opt
+	if isTerminal(stderr) && !b.asJSON {
 		opt.Progress = stderr
 	}
 	r, err := loadgen.Run(ctx, opt)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if b.asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	} else {
+		printBench(stdout, r, opt.Cleanup)
 	}
-	fmt.Fprintf(stdout, "%s  c=%d  %.1fs  %d requests  %.0f req/s\n", r.Op, r.Concurrency, r.Seconds, r.Requests, r.RPS)
-	fmt.Fprintf(stdout, "latency ms  p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.P50, r.P90, r.P99, r.Max)
+	// A run that mostly failed measured the failures, not sessiond: say so
+	// in the exit status, for scripts.
+	if attempts := r.Attempts(); attempts == 0 || (attempts-r.OK)*2 > attempts {
+		return fmt.Errorf("bench: %d of %d requests failed (%d got no answer)", r.Attempts()-r.OK, r.Attempts(), r.ConnectionErrors)
+	}
+	return nil
+}
+
+func printBench(w io.Writer, r *loadgen.Result, cleanup bool) {
+	fmt.Fprintf(w, "%s  c=%d  %.1fs  %d requests answered  %.0f req/s\n", r.Op, r.Concurrency, r.Seconds, r.Requests, r.RPS)
+	fmt.Fprintf(w, "latency ms  p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.P50, r.P90, r.P99, r.Max)
 	if len(r.Errors) == 0 {
-		fmt.Fprintln(stdout, "errors      none")
-		return nil
+		fmt.Fprintln(w, "errors      none")
 	}
 	keys := make([]string, 0, len(r.Errors))
 	for k := range r.Errors {
@@ -51,9 +76,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(stdout, "errors      %-40s %d\n", k, r.Errors[k])
+		fmt.Fprintf(w, "errors      %-40s %d\n", k, r.Errors[k])
 	}
-	return nil
+	if cleanup {
+		fmt.Fprintf(w, "cleanup     ended the sessions of %d users; the %d users (%s) stay: the API cannot delete users\n", r.SessionsEnded, r.Users, r.UserPattern)
+	} else {
+		fmt.Fprintf(w, "left        %d users (%s) and their sessions\n", r.Users, r.UserPattern)
+	}
 }
 
 // isTerminal reports whether w is a character device, where a live

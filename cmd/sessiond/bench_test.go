@@ -4,7 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sessiond/sessiond/internal/app"
@@ -42,5 +48,88 @@ func TestBenchCommand(t *testing.T) {
 	}
 	if !bytes.Contains(human.Bytes(), []byte("req/s")) || !bytes.Contains(human.Bytes(), []byte("p99")) {
 		t.Fatalf("summary lacks req/s or p99: %s", human.String())
+	}
+}
+
+// TestBenchCountsOnlyAnsweredRequests: a server that stops answering after
+// some measured requests (it hangs up on every later connection) is
+// reported as the requests it answered plus connection errors, and the
+// command fails exactly when most requests did (always, when it answers
+// none).
+func TestBenchCountsOnlyAnsweredRequests(t *testing.T) {
+	for _, answered := range []int64{64, 0} {
+		t.Run(fmt.Sprintf("answered=%d", answered), func(t *testing.T) {
+			e := newTestEnv(t, "sqlite:"+t.TempDir()+"/s.db", nil)
+			const workers, setup = 2, 2 * 2 // signup and login per worker
+			var served, hungUp atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if served.Add(1) > setup+answered {
+					hungUp.Add(1)
+					if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+						conn.Close()
+					}
+					return
+				}
+				e.app.Handler.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			var out bytes.Buffer
+			err := run(context.Background(), []string{"bench", "-url", srv.URL, "-op", "me", "-c", strconv.Itoa(workers), "-d", "1s", "-json", "-cleanup=false"}, getenvFrom(nil), &out, io.Discard)
+			var r loadgen.Result
+			if jerr := json.Unmarshal(out.Bytes(), &r); jerr != nil {
+				t.Fatalf("-json output %q: %v (run: %v)", out.String(), jerr, err)
+			}
+			// What the server did, against what bench says; a request cut
+			// off by the end of the run is in neither of bench's counts.
+			gotAnswers := served.Load() - hungUp.Load() - setup
+			if r.Requests > gotAnswers || r.Requests < gotAnswers-workers || r.OK != r.Requests {
+				t.Errorf("bench counted %d requests answered (%d ok); the server answered %d", r.Requests, r.OK, gotAnswers)
+			}
+			if r.ConnectionErrors > hungUp.Load() || r.ConnectionErrors < hungUp.Load()-workers || r.Errors["connection closed"] != r.ConnectionErrors {
+				t.Errorf("bench counted %d connection errors (errors %v); the server hung up on %d", r.ConnectionErrors, r.Errors, hungUp.Load())
+			}
+			if answered == 0 && r.ConnectionErrors == 0 {
+				t.Fatal("no request was made")
+			}
+			if r.Requests > 0 {
+				if want := float64(r.Requests) / r.Seconds; r.RPS != want {
+					t.Errorf("req/s %v, want answered requests per second %v", r.RPS, want)
+				}
+			}
+			mostFailed := r.ConnectionErrors > r.Requests
+			if mostFailed != (err != nil) || err != nil && !strings.Contains(err.Error(), "requests failed") {
+				t.Errorf("%d answered, %d not: got error %v, want one exactly when most failed", r.Requests, r.ConnectionErrors, err)
+			}
+		})
+	}
+}
+
+// TestBenchCleanup: with -cleanup (the default) the users bench made have
+// no session left afterwards; with -cleanup=false they keep theirs.
+func TestBenchCleanup(t *testing.T) {
+	e := newTestEnv(t, "sqlite:"+t.TempDir()+"/s.db", nil)
+	for _, tt := range []struct {
+		flag         string
+		wantSessions bool
+	}{{"-cleanup=true", false}, {"-cleanup=false", true}} {
+		t.Run(tt.flag, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := run(context.Background(), []string{"bench", "-url", e.srv.URL, "-op", "refresh", "-c", "3", "-d", "200ms", "-json", tt.flag}, getenvFrom(nil), &out, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			var r loadgen.Result
+			if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Users != 3 {
+				t.Fatalf("got %d users, want 3", r.Users)
+			}
+			for i := range 3 {
+				email := strings.Replace(strings.TrimPrefix(r.UserPattern, "*"), "*", strconv.Itoa(i), 1)
+				if got := len(e.liveSessions(email)); (got > 0) != tt.wantSessions {
+					t.Errorf("%s has %d live sessions; want sessions left: %v", email, got, tt.wantSessions)
+				}
+			}
+		})
 	}
 }

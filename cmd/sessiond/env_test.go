@@ -66,6 +66,7 @@ func newTestEnv(t *testing.T, dbURL string, configure func(*app.Config)) *testEn
 	t.Helper()
 	cfg := app.DefaultConfig()
 	cfg.DatabaseURL = dbURL
+	cfg.PublicURL = "https://sessiond.test"
 	cfg.Issuer = "https://sessiond.test"
 	cfg.PasswordHash = fastHash
 	cfg.HashWait = time.Minute

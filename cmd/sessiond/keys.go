@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -18,12 +20,15 @@ import (
 // so that every instance (SESSIOND_KEY_RELOAD) and every verifier's JWKS
 // cache knows it before the first token it signs.
 func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "rotate" && args[0] != "list") {
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf(`keys needs "rotate" or "list"`)
+	switch {
+	case len(args) > 0 && isHelpFlag(args[0]):
+		printHelp(stdout, "keys", nil)
+		return flag.ErrHelp
+	case len(args) == 0 || (args[0] != "rotate" && args[0] != "list"):
+		return errors.New(`keys needs "rotate" or "list" ("sessiond keys -h" says more)`)
 	}
 	action := args[0]
-	fs := newFlagSet("keys "+action, stderr)
+	fs := newFlagSet("keys "+action, stdout)
 	activateAfter := sessiond.KeyActivationDelay
 	if action == "rotate" {
 		fs.DurationVar(&activateAfter, "activate-after", activateAfter,

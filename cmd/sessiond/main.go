@@ -1,6 +1,7 @@
 // Command sessiond runs the session service (`sessiond serve`, the default)
-// and its operator tasks (`sessiond migrate`). main only wires the process to
-// run, which tests call directly; serve.go builds the service.
+// and its operator tasks (`sessiond migrate`, `sessiond keys`). main only
+// wires the process to run, which tests call directly; serve.go builds the
+// service, and help.go holds every command's help.
 package main
 
 import (
@@ -12,8 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	"github.com/sessiond/sessiond/internal/app"
 )
 
 func main() {
@@ -23,48 +22,22 @@ func main() {
 	stop()
 	switch {
 	case errors.Is(err, flag.ErrHelp):
-		// -h printed the usage.
+		// -h printed the help, to stdout: asking for it is no failure.
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "sessiond:", err)
 		os.Exit(1)
 	}
 }
 
-const usage = `sessiond is a self-hosted user-session service: signup, login with a
-per-user session cap, refresh-token rotation, and JWT access tokens that other
-services verify offline with the JWKS endpoint.
-
-Usage:
-  sessiond [serve] [flags]   run the HTTP service (the default); applies
-                             database migrations first
-  sessiond migrate [flags]   apply database migrations and exit
-  sessiond keys rotate [-activate-after 10m] [flags]
-                             add a new signing key: published at once, it
-                             signs after -activate-after, once every instance
-                             and verifier knows it; the retired key stays in
-                             the JWKS until every access token it signed has
-                             expired
-  sessiond keys list [flags] show every signing key: kid, algorithm, created,
-                             signs from, retired, and until when it is published
-  sessiond secrets reencrypt [flags]
-                             encrypt every stored secret under the newest
-                             SESSIOND_ENCRYPTION_KEY (also those in the clear)
-  sessiond bench [-op signup|login|refresh|me|mixed] [-c N] [-d DURATION]
-                 [-url URL] [-json]
-                             drive a running sessiond and report req/s,
-                             latency percentiles and errors by status and code
-  sessiond help              show this text
-
-Every flag can also be set with its SESSIOND_* environment variable
-(-max-sessions is SESSIOND_MAX_SESSIONS); flags win. Run
-"sessiond serve -h" for the flags.
-`
-
 // run is the whole program; it returns instead of exiting so tests can call it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	} else if len(args) > 0 && isHelpFlag(args[0]) {
+		// "sessiond -h" is the overview, not serve's flags.
+		fmt.Fprint(stdout, overview)
+		return flag.ErrHelp
 	}
 	switch cmd {
 	case "serve":
@@ -76,26 +49,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "secrets":
 		return runSecrets(ctx, args, getenv, stdout, stderr)
 	case "bench":
-		return runBench(ctx, args, stdout, stderr)
+		return runBench(ctx, args, getenv, stdout, stderr)
+	case "version":
+		return runVersion(args, stdout)
 	case "help":
-		fmt.Fprint(stdout, usage)
-		return nil
+		return runHelp(args, stdout)
 	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", cmd)
+	return fmt.Errorf("unknown command %q (\"sessiond -h\" lists the commands)", cmd)
 }
 
-// newFlagSet makes a subcommand's flag set whose -h prints the overview too.
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("sessiond "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fmt.Fprintf(stderr, "\nFlags of %q (environment variable in brackets):\n", "sessiond "+name)
-		fs.VisitAll(func(f *flag.Flag) {
-			f.Usage += " [" + app.EnvName(f.Name) + "]"
-		})
-		fs.PrintDefaults()
+func isHelpFlag(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "--h":
+		return true
 	}
-	return fs
+	return false
 }

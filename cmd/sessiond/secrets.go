@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 
@@ -13,11 +15,14 @@ import (
 // SESSIOND_ENCRYPTION_KEY, including those still stored in the clear. Run
 // it after adding a key in front of the list; then the old key can go.
 func runSecrets(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "reencrypt" {
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf(`secrets needs "reencrypt"`)
+	switch {
+	case len(args) > 0 && isHelpFlag(args[0]):
+		printHelp(stdout, "secrets", nil)
+		return flag.ErrHelp
+	case len(args) == 0 || args[0] != "reencrypt":
+		return errors.New(`secrets needs "reencrypt" ("sessiond secrets -h" says more)`)
 	}
-	cfg, err := parseConfig(newFlagSet("secrets reencrypt", stderr), args[1:], getenv)
+	cfg, err := parseConfig(newFlagSet("secrets", stdout), args[1:], getenv)
 	if err != nil {
 		return err
 	}

@@ -5,61 +5,80 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"runtime/debug"
 	"time"
 
-	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/app"
 	"github.com/sessiond/sessiond/password"
 )
 
+// runMigrate is `sessiond migrate`, the one command that may create a
+// database, and so says which one it created or updated.
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := parseConfig(newFlagSet("migrate", stderr), args, getenv)
+	cfg, err := parseConfig(newFlagSet("migrate", stdout), args, getenv)
 	if err != nil {
 		return err
 	}
-	db, err := openMigrated(ctx, cfg)
-	if err != nil {
+	if cfg, err = withAbsolutePath(cfg); err != nil {
 		return err
+	}
+	created := false
+	if p, _ := sqlitePath(cfg); p != "" {
+		_, err := os.Stat(p)
+		created = errors.Is(err, fs.ErrNotExist)
+	}
+	db, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", databaseName(cfg), err)
 	}
 	defer db.Close()
-	fmt.Fprintln(stdout, "sessiond: database schema is up to date")
+	if err := db.Migrate(ctx); err != nil {
+		return startError(cfg, err)
+	}
+	if created {
+		fmt.Fprintf(stdout, "sessiond: created database %s; its schema is up to date\n", databaseName(cfg))
+	} else {
+		fmt.Fprintf(stdout, "sessiond: database %s: schema is up to date\n", databaseName(cfg))
+	}
 	return nil
 }
 
-// openMigrated opens the configured database and brings its schema up to
-// date, for the operator commands.
-func openMigrated(ctx context.Context, cfg app.Config) (app.Store, error) {
-	db, err := app.OpenStore(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
-	}
-	if err := db.Migrate(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("migrate: %w", err)
-	}
-	return db, nil
-}
-
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := parseConfig(newFlagSet("serve", stderr), args, getenv)
+	fset := newFlagSet("serve", stdout)
+	cfg, err := parseConfig(fset, args, getenv)
 	if err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	warnUnknownEnv(logger, os.Environ(), knownEnv(fset))
 	if getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit(cfg))
 	}
+	if cfg, err = withAbsolutePath(cfg); err != nil {
+		return err
+	}
+	if p, _ := sqlitePath(cfg); p != "" {
+		release, err := lockDatabase(p)
+		if err != nil {
+			return err
+		}
+		defer release()
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			logger.Info("creating a new SQLite database", "database", p)
+		}
+	}
 	db, err := app.OpenStore(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("open database: %w", err)
+		return fmt.Errorf("open database %s: %w", databaseName(cfg), err)
 	}
 	defer db.Close()
-	a, err := app.New(ctx, cfg, db, logger, sessiond.SystemClock)
+	a, err := startApp(ctx, cfg, db, logger)
 	if err != nil {
 		return err
 	}
@@ -87,7 +106,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	go func() { served <- srv.Serve(ln) }()
 	go a.ReloadKeys(ctx, cfg.KeyReload)
 	go a.Sweep(ctx, cfg.SweepInterval)
-	logger.Info("sessiond listening", "addr", ln.Addr().String(), "database", app.RedactURL(cfg.DatabaseURL))
+	logger.Info("sessiond listening", "addr", ln.Addr().String(), "public_url", cfg.PublicBaseURL(), "issuer", cfg.Issuer, "database", databaseName(cfg))
 	fmt.Fprintf(stdout, "sessiond listening on http://%s\n", ln.Addr())
 
 	select {

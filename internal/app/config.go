@@ -22,11 +22,16 @@ import (
 // "Configuration"): DefaultConfig, overridden by SESSIOND_* variables, then
 // by flags; Validate names the first bad setting.
 type Config struct {
-	Addr             string
-	AdminAddr        string // pprof and metrics; empty: off
-	DatabaseURL      string
-	Policy           sessiond.Policy
-	AccessTTL        time.Duration
+	Addr        string
+	AdminAddr   string // pprof and metrics; empty: off
+	DatabaseURL string
+	Policy      sessiond.Policy
+	AccessTTL   time.Duration
+	// PublicURL is where people and clients reach sessiond
+	// (https://auth.example.com); empty means http:// + Addr, which only a
+	// single instance on a concrete host may rely on (see Validate). The
+	// issuer defaults to it.
+	PublicURL        string
 	Issuer           string
 	Audience         string
 	LoginMaxFailures int
@@ -44,6 +49,9 @@ type Config struct {
 	DBTimeout         time.Duration
 	ShutdownTimeout   time.Duration
 	KeyReload         time.Duration
+	// StartTimeout is how long serve waits at start for a database it cannot
+	// reach before giving up.
+	StartTimeout time.Duration
 	// CookieMode, CookieSecure and AllowedOrigins are the browser settings
 	// (issue 7, httpapi/cookie.go): whether the RT may be delivered in an
 	// HttpOnly cookie (and the account page is served), whether that cookie
@@ -85,6 +93,7 @@ func DefaultConfig() Config {
 		DBTimeout:               5 * time.Second,
 		ShutdownTimeout:         15 * time.Second,
 		KeyReload:               30 * time.Second,
+		StartTimeout:            time.Minute,
 		CookieMode:              true,
 		CookieSecure:            true,
 		PasswordHash:            password.DefaultParams(),
@@ -98,8 +107,18 @@ func EnvName(flagName string) string {
 	return "SESSIOND_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// Validate returns an error naming the first bad setting.
+// Validate returns an error naming the first bad setting of `sessiond
+// serve`.
 func (c *Config) Validate() error {
+	if err := c.ValidateSettings(); err != nil {
+		return err
+	}
+	return c.validatePublicURL()
+}
+
+// ValidateSettings is Validate without the public URL, which only a serving
+// instance uses: the operator commands (migrate, keys) check this.
+func (c *Config) ValidateSettings() error {
 	bad := func(flagName string, format string, args ...any) error {
 		return fmt.Errorf("%s (-%s): %s", EnvName(flagName), flagName, fmt.Sprintf(format, args...))
 	}
@@ -158,6 +177,8 @@ func (c *Config) Validate() error {
 		return bad("shutdown-timeout", "%v is negative", c.ShutdownTimeout)
 	case c.KeyReload < time.Second || c.KeyReload > time.Minute:
 		return bad("key-reload", "%v is not between 1s and 1m", c.KeyReload)
+	case c.StartTimeout < 0:
+		return bad("start-timeout", "%v is negative", c.StartTimeout)
 	}
 	if _, err := httpapi.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		return bad("trusted-proxies", "%v", err)
@@ -178,6 +199,52 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("password hash parameters: %v", err)
 	}
 	return nil
+}
+
+// PublicBaseURL is the URL sessiond is reached at: PublicURL, or by default
+// http:// + the listen address; without a trailing slash.
+func (c *Config) PublicBaseURL() string {
+	if c.PublicURL == "" {
+		return "http://" + c.Addr
+	}
+	return strings.TrimSuffix(c.PublicURL, "/")
+}
+
+// validatePublicURL refuses a public URL that clients could not use or that
+// would differ between instances: the default issuer is derived from it, so
+// two instances on one database with different or wildcard listen addresses
+// would refuse each other's tokens.
+func (c *Config) validatePublicURL() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%s (-%s): %s", EnvName("public-url"), "public-url", fmt.Sprintf(format, args...))
+	}
+	kind, _, _ := SplitDatabaseURL(c.DatabaseURL)
+	if c.PublicURL == "" && kind == "postgres" {
+		return bad("must be set with PostgreSQL, where instances share one issuer: the URL clients reach sessiond at, such as https://auth.example.com")
+	}
+	raw := c.PublicBaseURL()
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
+		return bad("%q is not an absolute http(s) URL such as https://auth.example.com", raw)
+	}
+	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#") {
+		return bad("%q must have no user, query or fragment", raw)
+	}
+	if h := u.Hostname(); h == "" || isWildcardHost(h) {
+		what := "the URL"
+		if c.PublicURL == "" {
+			what = fmt.Sprintf("the default %q, derived from the listen address %q,", raw, c.Addr)
+		}
+		return bad("%s has no host clients can reach; set it to the URL clients use, such as https://auth.example.com", what)
+	}
+	return nil
+}
+
+// isWildcardHost reports whether host is an unspecified address (0.0.0.0,
+// ::), which a server can listen on but a client cannot connect to.
+func isWildcardHost(host string) bool {
+	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && a.IsUnspecified()
 }
 
 // Browser is the httpapi view of the browser settings; call it on a

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -33,22 +34,38 @@ type Options struct {
 	Duration    time.Duration // measured time, after set-up
 	// Progress, when set, gets a live line about once a second.
 	Progress io.Writer
+	// Cleanup ends every session the run made (POST /v1/logout-all for each
+	// worker's user) once it is over. The users stay: sessiond's HTTP API
+	// has no way to delete one.
+	Cleanup bool
 }
 
 // Result is what a run measured.
 type Result struct {
-	Op          string           `json:"op"`
-	Concurrency int              `json:"concurrency"`
-	Seconds     float64          `json:"seconds"`
-	Requests    int64            `json:"requests"`
-	OK          int64            `json:"ok"`
-	RPS         float64          `json:"rps"`
-	P50         float64          `json:"p50_ms"`
-	P90         float64          `json:"p90_ms"`
-	P99         float64          `json:"p99_ms"`
-	Max         float64          `json:"max_ms"`
-	Errors      map[string]int64 `json:"errors"` // "401 invalid_refresh_token": count
+	Op          string  `json:"op"`
+	Concurrency int     `json:"concurrency"`
+	Seconds     float64 `json:"seconds"`
+	// Requests counts the requests sessiond answered, whatever the status;
+	// RPS is their rate. Requests that got no answer (connection refused or
+	// reset, timeout) are ConnectionErrors, also counted in Errors.
+	Requests         int64            `json:"requests"`
+	OK               int64            `json:"ok"`
+	ConnectionErrors int64            `json:"connection_errors"`
+	RPS              float64          `json:"rps"`
+	P50              float64          `json:"p50_ms"`
+	P90              float64          `json:"p90_ms"`
+	P99              float64          `json:"p99_ms"`
+	Max              float64          `json:"max_ms"`
+	Errors           map[string]int64 `json:"errors"` // "401 invalid_refresh_token": count
+	// Users is how many users the run signed up (as bench-RUN-N@example.com),
+	// and SessionsEnded how many of their sessions Cleanup ended.
+	Users         int    `json:"users"`
+	UserPattern   string `json:"user_pattern"`
+	SessionsEnded int    `json:"sessions_ended"`
 }
+
+// Attempts is every request made in the measured part, answered or not.
+func (r *Result) Attempts() int64 { return r.Requests + r.ConnectionErrors }
 
 // worker is one simulated client.
 type worker struct {
@@ -61,6 +78,8 @@ type worker struct {
 	lat      []time.Duration
 	errs     map[string]int64
 	ok       int64
+	connErrs int64
+	users    int // signed up by this worker
 }
 
 // Run sets up one user and session per worker, then drives opt.Op for
@@ -100,6 +119,9 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	setup.Wait()
 	close(setupErr)
 	if err := <-setupErr; err != nil {
+		if opt.Cleanup {
+			cleanUp(ctx, workers)
+		}
 		return nil, fmt.Errorf("set up: %w", err)
 	}
 
@@ -116,14 +138,24 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 			defer wg.Done()
 			for runCtx.Err() == nil {
 				t := time.Now()
-				ok := w.do(runCtx, opt.Op)
+				ok, answered := w.do(runCtx, opt.Op)
 				if runCtx.Err() != nil && !ok {
 					break // cut off by the end of the run, not a failure
 				}
-				w.lat = append(w.lat, time.Since(t))
-				done.Add(1)
+				if answered {
+					w.lat = append(w.lat, time.Since(t))
+					done.Add(1)
+				}
 				if !ok {
 					failed.Add(1)
+				}
+				if !answered {
+					// Nothing listens, or it hangs up: pause rather than
+					// spin on instant refusals.
+					select {
+					case <-runCtx.Done():
+					case <-time.After(10 * time.Millisecond):
+					}
 				}
 			}
 		}()
@@ -131,7 +163,41 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	stopProgress()
-	return summarize(opt, workers, elapsed), nil
+	r := summarize(opt, workers, elapsed)
+	r.UserPattern = "*bench-" + run + "-*@example.com"
+	if opt.Cleanup {
+		r.SessionsEnded = cleanUp(ctx, workers)
+	}
+	return r, nil
+}
+
+// cleanUp ends every session of every worker's user and returns how many,
+// also after ctx ended (an interrupted run cleans up too), within a bound.
+func cleanUp(ctx context.Context, workers []*worker) int {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var ended atomic.Int64
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		if w.at == "" {
+			continue
+		}
+		wg.Go(func() {
+			_, err := w.call(ctx, "POST", "/v1/logout-all", nil, w.at, http.StatusNoContent)
+			var se *statusError
+			if errors.As(err, &se) && se.status == http.StatusUnauthorized {
+				// The access token expired during a long run: a fresh one.
+				if w.login(ctx) == nil {
+					_, err = w.call(ctx, "POST", "/v1/logout-all", nil, w.at, http.StatusNoContent)
+				}
+			}
+			if err == nil {
+				ended.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return int(ended.Load())
 }
 
 func summarize(opt Options, workers []*worker, elapsed time.Duration) *Result {
@@ -140,6 +206,8 @@ func summarize(opt Options, workers []*worker, elapsed time.Duration) *Result {
 	for _, w := range workers {
 		all = append(all, w.lat...)
 		r.OK += w.ok
+		r.ConnectionErrors += w.connErrs
+		r.Users += w.users
 		for k, v := range w.errs {
 			r.Errors[k] += v
 		}
@@ -203,6 +271,9 @@ func (w *worker) setUp(ctx context.Context, op string) error {
 		if errors.As(err, &se) && se.code == "email_taken" {
 			return nil // an earlier try got through after all
 		}
+		if err == nil {
+			w.users++
+		}
 		return err
 	}, func() error { return w.login(ctx) })
 }
@@ -250,9 +321,10 @@ func (w *worker) takeTokens(body []byte) error {
 	return nil
 }
 
-// do performs one operation and reports whether it succeeded; failures are
-// counted by status and code.
-func (w *worker) do(ctx context.Context, op string) bool {
+// do performs one operation and reports whether it succeeded and whether
+// sessiond answered at all; failures are counted by status and code, or as
+// connection errors.
+func (w *worker) do(ctx context.Context, op string) (ok, answered bool) {
 	if op == "mixed" {
 		// A client's day: mostly API calls, a refresh every few, a login now and then.
 		switch w.seq++; {
@@ -269,6 +341,9 @@ func (w *worker) do(ctx context.Context, op string) bool {
 	case "signup":
 		w.seq++
 		_, err = w.call(ctx, "POST", "/v1/signup", map[string]string{"email": fmt.Sprintf("%d.%s", w.seq, w.email), "password": w.password}, "", http.StatusCreated)
+		if err == nil {
+			w.users++
+		}
 	case "login":
 		err = w.login(ctx)
 	case "refresh":
@@ -286,13 +361,31 @@ func (w *worker) do(ctx context.Context, op string) bool {
 			if se.status == http.StatusUnauthorized && op != "signup" {
 				w.login(ctx) // a lost session: start a new one, as a client would
 			}
-		} else if ctx.Err() == nil {
-			w.errs["transport "+err.Error()]++
+			return false, true
 		}
-		return false
+		if ctx.Err() == nil {
+			w.errs[connectionError(err)]++
+			w.connErrs++
+		}
+		return false, false
 	}
 	w.ok++
-	return true
+	return true, true
+}
+
+// connectionError names a request that got no answer, in a few stable
+// words rather than the error text with its addresses and ports.
+func connectionError(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "connection timeout"
+	}
+	return "connection error"
 }
 
 // statusError is an unexpected HTTP answer.

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -21,6 +22,18 @@ import (
 // tests, e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable. Its
 // database is only used to connect; every test gets a fresh one beside it.
 const EnvURL = "SESSIOND_TEST_POSTGRES_URL"
+
+// Main runs a package's tests, saying first, in one line, when
+// SESSIOND_TEST_POSTGRES_URL is unset and so the package's PostgreSQL tests
+// will skip. Call it from the TestMain of every package with PostgreSQL
+// tests. (go test over several packages shows a passing package's output
+// only with -v; test.sh, which runs the suite, says it too.)
+func Main(m *testing.M) {
+	if os.Getenv(EnvURL) == "" {
+		fmt.Println("pgtest: " + EnvURL + " not set: this package's PostgreSQL tests skip")
+	}
+	os.Exit(m.Run())
+}
 
 // URL creates a fresh, uniquely named database on the server named by
 // SESSIOND_TEST_POSTGRES_URL, drops it again (even with connections still
