@@ -306,7 +306,7 @@ func TestMisspelledVariableWarns(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	warnUnknownEnv(logger, []string{
 		"SESSIOND_MAX_SESION=3", "SESSIOND_ACESS_TTL=1m", "SESSIOND_MAX_SESSIONS=3",
-		"SESSIOND_TEST_POSTGRES_URL=x", "HOME=/root", "SESSIOND_PUBLICURL=https://a.example.com",
+		"SESSIOND_TEST_POSTGRES_URL=x", "SESSIOND_ENCRYPTION_KEY=k", "HOME=/root", "SESSIOND_PUBLICURL=https://a.example.com",
 	}, knownEnv(fs))
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	want := map[string]string{"SESSIOND_MAX_SESION": "SESSIOND_MAX_SESSIONS", "SESSIOND_ACESS_TTL": "SESSIOND_ACCESS_TTL", "SESSIOND_PUBLICURL": "SESSIOND_PUBLIC_URL"}

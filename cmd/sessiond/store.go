@@ -13,6 +13,7 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/app"
 	"github.com/sessiond/sessiond/postgres"
+	"github.com/sessiond/sessiond/seal"
 )
 
 // sqlitePath is the absolute path of cfg's SQLite database, or "" when cfg
@@ -109,7 +110,10 @@ func startApp(ctx context.Context, cfg app.Config, db app.Store, logger *slog.Lo
 			return a, nil
 		}
 		kind, _, _ := app.SplitDatabaseURL(cfg.DatabaseURL)
-		if kind != "postgres" || postgres.Misconfigured(err) != "" || ctx.Err() != nil {
+		// A wrong or missing encryption key stays wrong however long serve
+		// waits, like a misconfigured database.
+		var sealed *seal.Error
+		if kind != "postgres" || postgres.Misconfigured(err) != "" || errors.As(err, &sealed) || ctx.Err() != nil {
 			return nil, startError(cfg, err)
 		}
 		if !time.Now().Before(deadline) {
