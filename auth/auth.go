@@ -20,7 +20,7 @@ import (
 	"github.com/sessiond/sessiond/token"
 )
 
-// Password length bounds in Unicode code points (DESIGN.md).
+// Password length bounds in Unicode code points (docs/API.md, POST /v1/signup).
 const (
 	DefaultPasswordMinLength = 12
 	PasswordMaxLength        = 128
@@ -105,8 +105,8 @@ var _ sessiond.AuthService = (*Service)(nil)
 // now reads the service's one clock at the microsecond the stores keep.
 func (s *Service) now() time.Time { return sessiond.Now(s.clock()) }
 
-// NormalizeEmail trims and lower-cases an email address, as DESIGN.md says
-// signup and login do.
+// NormalizeEmail trims and lower-cases an email address, as signup and login do
+// (docs/API.md).
 func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
 // validateEmail accepts a bare addr-spec with a dotted domain.

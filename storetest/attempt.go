@@ -10,7 +10,7 @@ import (
 	"github.com/sessiond/sessiond"
 )
 
-// window is the suite's throttling window (DESIGN.md's default).
+// window is the suite's throttling window (the documented default).
 const window = 15 * time.Minute
 
 // record adds one failure to each key at now.
