@@ -2,7 +2,8 @@
 # pure Go) on a distroless base, running as an unprivileged user.
 #
 #   docker build -t sessiond .
-#   docker run -p 8080:8080 -e SESSIOND_DATABASE_URL=postgres://... sessiond
+#   docker run -p 8080:8080 -e SESSIOND_DATABASE_URL=postgres://... \
+#     -e SESSIOND_PUBLIC_URL=https://auth.example.com sessiond
 #
 # Untested here: the machine this was written on has no container engine.
 # See docs/OPERATIONS.md.
@@ -25,8 +26,12 @@ COPY --from=build --chown=65532:65532 /out/data /data
 WORKDIR /data
 USER 65532:65532
 # Listen on every interface inside the container; the default 127.0.0.1
-# would be unreachable from outside it.
+# would be unreachable from outside it. The public URL (and with it the
+# issuer) would otherwise default to http://0.0.0.0:8080, which no client
+# can reach; localhost:8080 fits `docker run -p 8080:8080`, and every real
+# deployment sets its own https:// URL.
 ENV SESSIOND_ADDR=0.0.0.0:8080 \
+    SESSIOND_PUBLIC_URL=http://localhost:8080 \
     SESSIOND_DATABASE_URL=sqlite:/data/sessiond.db
 EXPOSE 8080
 VOLUME ["/data"]
