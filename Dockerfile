@@ -32,7 +32,8 @@ COPY --from=build --chown=65532:65532 /out/data /data
 WORKDIR /data
 USER 65532:65532
 # Listen on every interface inside the container; the default 127.0.0.1
-# would be unreachable from outside it.
+# would be unreachable from outside it. No SESSIOND_PUBLIC_URL here (see
+# the top of this file): `docker run` passes it.
 ENV SESSIOND_ADDR=0.0.0.0:8080 \
     SESSIOND_DATABASE_URL=sqlite:/data/sessiond.db
 EXPOSE 8080

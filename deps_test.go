@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestDependencies is a statement of policy (STYLE.md, after go/build's
+// TestDependencies is a statement of policy (after go/build's
 // deps_test.go): dependencies point inward.
 func TestDependencies(t *testing.T) {
 	const mod = "github.com/sessiond/sessiond"

@@ -7,7 +7,7 @@ import (
 )
 
 // Error codes: the stable, machine-readable `code` of every problem response
-// (DESIGN.md, "Errors"). Package httpapi maps each to an HTTP status in one table.
+// (docs/API.md, "Errors"). Package httpapi maps each to an HTTP status in one table.
 const (
 	CodeInvalidRequest      = "invalid_request"
 	CodeInvalidCredentials  = "invalid_credentials"

@@ -15,7 +15,7 @@ import (
 //
 //	secret_{n+1} = HMAC-SHA256(server secret, secret_n)
 //
-// That one choice gives every property DESIGN.md asks for while the database
+// That one choice gives every property docs/API.md promises while the database
 // holds only hashes:
 //   - two tabs (or a retried request) presenting RT_n inside the grace window
 //     recompute the very RT_{n+1} the first request got, so they converge on

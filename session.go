@@ -40,7 +40,7 @@ type Policy struct {
 	AccessTTL time.Duration
 }
 
-// DefaultPolicy is DESIGN.md's defaults.
+// DefaultPolicy is the documented defaults (docs/API.md, "Configuration").
 func DefaultPolicy() Policy {
 	return Policy{MaxSessions: 5, SessionTTL: 720 * time.Hour, IdleTTL: 168 * time.Hour, Rotate: true, ReuseGrace: 10 * time.Second, AccessTTL: 15 * time.Minute}
 }
@@ -66,7 +66,7 @@ func (s *Session) Deadline(p Policy) time.Time {
 }
 
 // lessRecentlyUsed orders sessions for eviction: oldest LastUsedAt first,
-// then oldest CreatedAt, then smallest ID (DESIGN.md invariant 2).
+// then oldest CreatedAt, then smallest ID (docs/API.md, invariant 2).
 func lessRecentlyUsed(a, b *Session) bool {
 	if !a.LastUsedAt.Equal(b.LastUsedAt) {
 		return a.LastUsedAt.Before(b.LastUsedAt)

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Tokens is what a login or refresh hands the client (DESIGN.md "Token response").
+// Tokens is what a login or refresh hands the client (docs/API.md, "Token response").
 type Tokens struct {
 	IssuedAt         time.Time
 	AccessToken      string

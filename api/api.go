@@ -1,7 +1,7 @@
 // Package api holds sessiond's HTTP API description, openapi.yaml (OpenAPI
 // 3.1), embedded so that the server can publish it at GET /openapi.yaml and
 // the end-to-end tests can check every request and response against it.
-// Start reading at openapi.yaml; DESIGN.md "HTTP API" is the prose version.
+// Start reading at openapi.yaml; docs/API.md is the prose version.
 package api
 
 import _ "embed"

@@ -67,7 +67,7 @@ import (
 	"github.com/sessiond/sessiond/token"
 )
 
-// Password length bounds in Unicode code points (DESIGN.md).
+// Password length bounds in Unicode code points (docs/API.md, POST /v1/signup).
 const (
 	DefaultPasswordMinLength = 12
 	PasswordMaxLength        = 128

@@ -17,7 +17,7 @@ import (
 )
 
 // Error is a problem answered by sessiond (RFC 9457), with its stable Code
-// ("invalid_credentials", "refresh_token_reused", …: DESIGN.md "Errors").
+// ("invalid_credentials", "refresh_token_reused", …: docs/API.md "Errors").
 type Error struct {
 	Status     int
 	Code       string

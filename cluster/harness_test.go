@@ -1,5 +1,5 @@
 // Package cluster_test proves sessiond's multi-instance and fault promises
-// with the real binary on real processes (issue 6): it builds cmd/sessiond
+// with the real binary on real processes: it builds cmd/sessiond
 // once, starts several `sessiond serve` processes on one database, drives
 // them over HTTP, kills them, and stops and fails over PostgreSQL clusters
 // of its own.

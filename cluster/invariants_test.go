@@ -17,7 +17,7 @@ import (
 	"github.com/sessiond/sessiond/internal/pgtest"
 )
 
-// defaultIdle is DESIGN.md's idle lifetime, for the invariant query.
+// defaultIdle is the default idle lifetime (docs/API.md), for the invariant query.
 const defaultIdle = 168 * time.Hour
 
 // pgCluster starts n instances on a fresh database of the shared test
@@ -127,7 +127,7 @@ func TestConcurrentLoginsKeepTheCap(t *testing.T) {
 }
 
 // TestSameRefreshTokenOnEveryInstance presents one refresh token to all
-// three instances at once, three times each: DESIGN.md invariant 4 says
+// three instances at once, three times each: invariant 4 of docs/API.md says
 // every request succeeds inside the grace window and all converge on one
 // new token; the session is rotated once and not duplicated.
 func TestSameRefreshTokenOnEveryInstance(t *testing.T) {

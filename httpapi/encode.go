@@ -11,7 +11,7 @@ import (
 	"github.com/sessiond/sessiond"
 )
 
-// maxBody is the largest request body accepted (DESIGN.md: 64 KiB).
+// maxBody is the largest request body accepted (docs/API.md: 64 KiB).
 const maxBody = 64 << 10
 
 // validator is a request body that can say what is missing or wrong in it.

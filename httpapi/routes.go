@@ -8,13 +8,27 @@ import (
 	"github.com/sessiond/sessiond"
 )
 
-// addRoutes is the whole API in one place (DESIGN.md "HTTP API").
-func addRoutes(mux *http.ServeMux, d Deps) {
+// route is one endpoint: its ServeMux pattern ("METHOD /path") and handler.
+type route struct {
+	pattern string
+	handler http.Handler
+}
+
+// Routes lists the pattern of every endpoint the server can serve, the
+// optional ones (the account page) included, in the order of
+// routeTable. docs/API.md and api/openapi.yaml are tested against it.
+func Routes() []string {
+	var out []string
+	for _, r := range routeTable(Deps{Account: http.NotFoundHandler()}) {
+		out = append(out, r.pattern)
+	}
+	return out
+}
+
+// routeTable is the whole API in one place (docs/API.md).
+func routeTable(d Deps) []route {
 	bd := newBrowserDeps(d) // cookie mode, cookie.go
-	routes := []struct {
-		pattern string
-		handler http.Handler
-	}{
+	routes := []route{
 		{"POST /v1/signup", handleSignup(d.Logger, d.Auth, d.TrustedProxies)},
 		{"POST /v1/login", handleLogin(d.Logger, d.Auth, d.TrustedProxies, bd)},
 		{"POST /v1/refresh", handleRefresh(d.Logger, d.Auth, bd)},
@@ -29,19 +43,20 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		{"GET /openapi.yaml", handleOpenAPI()},
 	}
 	if d.Account != nil { // the account page, web/
-		routes = append(routes, struct {
-			pattern string
-			handler http.Handler
-		}{"GET /account/", d.Account}, struct {
-			pattern string
-			handler http.Handler
-		}{"GET /account", http.RedirectHandler("/account/", http.StatusMovedPermanently)}, struct {
-			pattern string
-			handler http.Handler
-		}{"GET /{$}", http.RedirectHandler("/account/", http.StatusFound)})
-		// "/" has no API of its own: someone who opens the server's address
-		// in a browser lands on the account page, not on a JSON 404.
+		routes = append(routes, route{"GET /account/", d.Account},
+			route{"GET /account", http.RedirectHandler("/account/", http.StatusMovedPermanently)},
+			// "/" has no API of its own: someone who opens the server's
+			// address in a browser lands on the account page, not on a
+			// JSON 404.
+			route{"GET /{$}", http.RedirectHandler("/account/", http.StatusFound)})
 	}
+	return routes
+}
+
+// addRoutes registers routeTable on mux, with a fallback that answers
+// unknown paths 404 and known paths with another method 405.
+func addRoutes(mux *http.ServeMux, d Deps) {
+	routes := routeTable(d)
 
 	// Paths without their methods, to tell 405 from 404 in the fallback.
 	allowed := map[string][]string{}

@@ -113,6 +113,32 @@ func TestOpenMultiHostURL(t *testing.T) {
 	}
 }
 
+// TestPoolSize: the pool is DefaultMaxConns (16) unless the URL's
+// pool_max_conns or Options.MaxConns says otherwise. Open does not connect,
+// so no server is needed.
+func TestPoolSize(t *testing.T) {
+	for _, tc := range []struct {
+		name, url string
+		opt       postgres.Options
+		want      int
+	}{
+		{"default", "postgres://u@127.0.0.1:1/db", postgres.Options{}, 16},
+		{"url", "postgres://u@127.0.0.1:1/db?pool_max_conns=3", postgres.Options{}, 3},
+		{"keyword/value", "host=127.0.0.1 port=1 user=u dbname=db pool_max_conns=5", postgres.Options{}, 5},
+		{"options win", "postgres://u@127.0.0.1:1/db?pool_max_conns=3", postgres.Options{MaxConns: 7}, 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openURL(t, tc.url, tc.opt)
+			if got := db.PoolStats()[0].Max; got != tc.want {
+				t.Errorf("got pool size %d, want %d", got, tc.want)
+			}
+		})
+	}
+	if postgres.DefaultMaxConns != 16 {
+		t.Errorf("got DefaultMaxConns %d, want the documented 16", postgres.DefaultMaxConns)
+	}
+}
+
 func TestOpenRejectsBadURLWithoutLeakingPassword(t *testing.T) {
 	_, err := postgres.Open(context.Background(), "postgres://u:hunter2hunter2@127.0.0.1:notaport/db", postgres.Options{})
 	if err == nil {

@@ -60,7 +60,7 @@ func at(d time.Duration) time.Time { return t0.Add(d) }
 
 const day = 24 * time.Hour
 
-// policy is the suite's default: DESIGN.md's defaults, small enough numbers to
+// policy is the suite's default: the documented defaults, small enough numbers to
 // reason about.
 func policy() sessiond.Policy {
 	return sessiond.Policy{MaxSessions: 5, SessionTTL: 30 * day, IdleTTL: 7 * day, Rotate: true, ReuseGrace: 10 * time.Second, AccessTTL: 15 * time.Minute}

@@ -181,7 +181,7 @@ func TestAccessTokenThroughJWKS(t *testing.T) {
 	})
 }
 
-// TestRotation covers DESIGN.md's rotation rules over HTTP.
+// TestRotation covers the rotation rules of docs/API.md over HTTP.
 func TestRotation(t *testing.T) {
 	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
 		t.Run("concurrent refreshes converge", func(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 	"github.com/sessiond/sessiond/password"
 )
 
-// Config is the whole configuration of `sessiond serve` (DESIGN.md
+// Config is the whole configuration of `sessiond serve` (docs/API.md,
 // "Configuration"): DefaultConfig, overridden by SESSIOND_* variables, then
 // by flags; Validate names the first bad setting.
 type Config struct {
@@ -53,7 +53,7 @@ type Config struct {
 	// reach before giving up.
 	StartTimeout time.Duration
 	// CookieMode, CookieSecure and AllowedOrigins are the browser settings
-	// (issue 7, httpapi/cookie.go): whether the RT may be delivered in an
+	// (httpapi/cookie.go): whether the RT may be delivered in an
 	// HttpOnly cookie (and the account page is served), whether that cookie
 	// is Secure, and the comma-separated other origins allowed CORS with
 	// credentials.
@@ -74,7 +74,7 @@ type Config struct {
 	EncryptionKeyFile string
 }
 
-// DefaultConfig is DESIGN.md's defaults.
+// DefaultConfig is the documented defaults (docs/API.md).
 func DefaultConfig() Config {
 	return Config{
 		Addr:                    "127.0.0.1:8080",
