@@ -53,7 +53,7 @@ func TestDatabasePasswordIsNotShown(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	env := map[string]string{"SESSIOND_ADDR": "127.0.0.1:0", "SESSIOND_ADMIN_ADDR": "127.0.0.1:0"}
+	env := map[string]string{"SESSIOND_ADDR": "127.0.0.1:0", "SESSIOND_ADMIN_ADDR": "127.0.0.1:0", "SESSIOND_PUBLIC_URL": "https://sessiond.test"}
 	var stderr lockedBuffer
 	stdoutR, stdoutW := io.Pipe()
 	done := make(chan error, 1)
