@@ -9,7 +9,7 @@ import (
 	"github.com/sessiond/sessiond"
 )
 
-// Cookie mode (issue 7) keeps a browser's refresh token out of reach of
+// Cookie mode (docs/API.md "Cookie mode") keeps a browser's refresh token out of reach of
 // scripts: login and refresh deliver it in an HttpOnly cookie instead of the
 // JSON body, and refresh and logout read it back from there. The access
 // token stays in the body: the page keeps it in memory only.
@@ -111,14 +111,7 @@ func (b Browser) setDeviceCookie(w http.ResponseWriter, t *sessiond.Tokens) {
 // deviceCookie is the request's device token cookie, if cookie mode is on.
 // It is only a claim to be checked by auth: a forged one is no proof.
 func (b Browser) deviceCookie(r *http.Request) string {
-	if !b.CookieMode {
-		return ""
-	}
-	c, err := r.Cookie(b.DeviceCookieName())
-	if err != nil || len(c.Value) > maxTokenLen {
-		return ""
-	}
-	return c.Value
+	return b.cookieValue(r, b.DeviceCookieName())
 }
 
 // setRefreshCookies delivers t's RT, expiring when the session would.
@@ -167,10 +160,16 @@ func (b Browser) hasRefreshCookie(r *http.Request) bool {
 
 // refreshCookie is the request's RT cookie, if cookie mode is on.
 func (b Browser) refreshCookie(r *http.Request) string {
+	return b.cookieValue(r, b.CookieName())
+}
+
+// cookieValue is the value of the request's cookie name, if cookie mode is
+// on and the value is no longer than a token can be; "" otherwise.
+func (b Browser) cookieValue(r *http.Request, name string) string {
 	if !b.CookieMode {
 		return ""
 	}
-	c, err := r.Cookie(b.CookieName())
+	c, err := r.Cookie(name)
 	if err != nil || len(c.Value) > maxTokenLen {
 		return ""
 	}
