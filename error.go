@@ -25,6 +25,7 @@ const (
 	CodeRateLimited         = "rate_limited"
 	CodeUnavailable         = "unavailable"
 	CodeInternal            = "internal"
+	CodeAccountDisabled     = "account_disabled"
 )
 
 // Error is the one error type that carries a code across package boundaries.

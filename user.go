@@ -11,6 +11,11 @@ type User struct {
 	Email        string
 	PasswordHash string
 	CreatedAt    time.Time
+	// EmailVerified is set once the owner proved the address is theirs, or
+	// an operator said so.
+	EmailVerified bool
+	// Disabled refuses login and refresh; an operator sets it.
+	Disabled bool
 }
 
 // UserStore persists users.

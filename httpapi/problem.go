@@ -36,6 +36,7 @@ var statusOf = map[string]int{
 	sessiond.CodeRateLimited:         http.StatusTooManyRequests,
 	sessiond.CodeUnavailable:         http.StatusServiceUnavailable,
 	sessiond.CodeInternal:            http.StatusInternalServerError,
+	sessiond.CodeAccountDisabled:     http.StatusForbidden,
 }
 
 // problem is an RFC 9457 problem document with sessiond's stable code.
