@@ -33,6 +33,7 @@ type Store interface {
 	SessionStore
 	KeyStore
 	AttemptStore
+	TxStore
 	// Ping reports whether the database answers; CodeUnavailable if not.
 	Ping(ctx context.Context) error
 	// Close releases the database.

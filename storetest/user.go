@@ -45,7 +45,7 @@ func testUsers(t *testing.T, open opener) {
 }
 
 // newUser stores a user with the given email, created at t0.
-func newUser(t *testing.T, st sessiond.Store, email string) *sessiond.User {
+func newUser(t *testing.T, st store, email string) *sessiond.User {
 	t.Helper()
 	u := &sessiond.User{ID: sessiond.NewID(), Email: email, PasswordHash: "$argon2id$v=19$m=65536,t=1,p=4$c2FsdA$aGFzaA", CreatedAt: t0}
 	if err := st.CreateUser(ctx(t), u); err != nil {
