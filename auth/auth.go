@@ -298,11 +298,24 @@ func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.Client
 		return nil, err
 	}
 	sess.RefreshHash = hash
+	// An imported (bcrypt) or weaker hash is replaced, now that the
+	// password is known, in the login's own transaction.
+	rehash := ""
+	if s.hasher.NeedsRehash(u.PasswordHash) {
+		if rehash, err = s.hasher.Hash(ctx, pw); err != nil {
+			return nil, err
+		}
+	}
 	var evicted []string
 	err = s.store.Tx(ctx, func(tx sessiond.Tx) error {
 		var err error
-		_, evicted, err = openSession(tx, sess, now, s.policy, sessiond.MethodPassword, o)
-		return err
+		if _, evicted, err = openSession(tx, sess, now, s.policy, sessiond.MethodPassword, o); err != nil {
+			return err
+		}
+		if rehash != "" {
+			return tx.SetPasswordHash(u.ID, rehash)
+		}
+		return nil
 	})
 	if sessiond.ErrorCode(err) == sessiond.CodeAccountDisabled {
 		// Disabled between the password check and the transaction.
@@ -399,7 +412,15 @@ func (s *Service) Refresh(ctx context.Context, rt string) (*sessiond.Tokens, err
 }
 
 func (s *Service) tokens(sess *sessiond.Session, rt string, now time.Time) (*sessiond.Tokens, error) {
-	at, exp, err := s.issuer.Sign(sess.UserID, sess.ID, now, sess.ExpiresAt)
+	// A session keeps how and when its user signed in, so every refresh
+	// issues the claims the login did.
+	authTime := sess.AuthTime
+	if authTime.IsZero() && len(sess.AMR) > 0 {
+		authTime = sess.CreatedAt
+	}
+	at, exp, err := s.issuer.SignSubject(token.Subject{
+		UserID: sess.UserID, SessionID: sess.ID, NotAfter: sess.ExpiresAt, AMR: sess.AMR, AuthTime: authTime,
+	}, now)
 	if err != nil {
 		return nil, err
 	}

@@ -48,3 +48,32 @@ func scanUser(row pgx.Row) (*sessiond.User, error) {
 	u.CreatedAt = sessiond.Now(u.CreatedAt)
 	return &u, nil
 }
+
+const listUsers = `SELECT ` + userColumns + ` FROM users WHERE id > $1 ORDER BY id LIMIT $2`
+
+// Users returns at most limit users in id order after the id after.
+func (db *DB) Users(ctx context.Context, after string, limit int) ([]sessiond.User, error) {
+	if limit <= 0 {
+		return []sessiond.User{}, nil
+	}
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	rows, err := db.pool.Query(ctx, listUsers, after, limit)
+	if err != nil {
+		return nil, storeError("list users", err)
+	}
+	users, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sessiond.User, error) {
+		u, err := scanUser(row)
+		if err != nil {
+			return sessiond.User{}, err
+		}
+		return *u, nil
+	})
+	if err != nil {
+		return nil, storeError("list users", err)
+	}
+	if users == nil {
+		users = []sessiond.User{}
+	}
+	return users, nil
+}

@@ -34,7 +34,7 @@ func (db *DB) UserByID(ctx context.Context, id string) (*sessiond.User, error) {
 }
 
 // scanUser reads one row of userColumns.
-func scanUser(row *sql.Row) (*sessiond.User, error) {
+func scanUser(row interface{ Scan(...any) error }) (*sessiond.User, error) {
 	var u sessiond.User
 	var created int64
 	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &created, &u.EmailVerified, &u.Disabled)
@@ -46,4 +46,32 @@ func scanUser(row *sql.Row) (*sessiond.User, error) {
 	}
 	u.CreatedAt = fromMicros(created)
 	return &u, nil
+}
+
+const listUsers = `SELECT ` + userColumns + ` FROM users WHERE id > ? ORDER BY id LIMIT ?`
+
+// Users returns at most limit users in id order after the id after.
+func (db *DB) Users(ctx context.Context, after string, limit int) ([]sessiond.User, error) {
+	out := []sessiond.User{}
+	if limit <= 0 { // SQLite reads a negative LIMIT as "no limit"
+		return out, nil
+	}
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	rows, err := db.r.QueryContext(ctx, listUsers, after, limit)
+	if err != nil {
+		return nil, storeError("list users", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, storeError("list users", err)
+		}
+		out = append(out, *u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, storeError("list users", err)
+	}
+	return out, nil
 }
