@@ -102,7 +102,7 @@ func (db *DB) LiveSession(ctx context.Context, userID, id string, now time.Time,
 	defer cancel()
 	s, err := scanSession(db.pool.QueryRow(ctx, liveSession, userID, now, p.IdleCutoff(now), id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, sessiond.Errorf(sessiond.CodeNotFound, "no such session")
+		return nil, sessiond.Errorf(sessiond.CodeNotFound, "session not found")
 	}
 	if err != nil {
 		return nil, storeError("get session", err)

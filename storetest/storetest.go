@@ -37,6 +37,7 @@ func Run(t *testing.T, openStore func(t *testing.T) sessiond.Store) {
 		run  func(t *testing.T, open opener)
 	}{
 		{"users", testUsers},
+		{"user_rows", testUserRows},
 		{"errors", testErrors},
 		{"permanent_errors", testPermanentErrors},
 		{"create_session", testCreateSession},
