@@ -17,6 +17,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/url"
@@ -98,6 +99,8 @@ func Start(t testing.TB, opt Options) *Server {
 		return &session{s: s, conn: c}, nil
 	}))
 	s.srv.Domain = "mailtest.localhost"
+	// A refused handshake, which tests provoke, is not worth a line.
+	s.srv.ErrorLog = log.New(io.Discard, "", 0)
 	s.srv.ReadTimeout = 30 * time.Second
 	s.srv.WriteTimeout = 30 * time.Second
 	s.srv.MaxMessageBytes = 1 << 20
@@ -132,6 +135,9 @@ func Start(t testing.TB, opt Options) *Server {
 	}()
 	t.Cleanup(func() {
 		s.srv.Close()
+		// Serve may not have registered ln with the server yet, in
+		// which case Close missed it.
+		ln.Close()
 		<-done
 	})
 	return s
