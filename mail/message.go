@@ -31,12 +31,8 @@ const (
 	KindAccountExists Kind = "account_exists"
 )
 
-// Message is the payload of a mail outbox row: what to say, not how.
-// It is rendered when it is sent, so that a template or setting changed
-// in between applies, and the row holds only the few fields below (the
-// token among them), which the store can erase once the mail is delivered
-// or the token has expired, rather than a rendered body with the token
-// inside it.
+// Message is the payload of a mail outbox row: what to say, not how. It
+// is rendered when it is sent (the package doc says why).
 type Message struct {
 	Kind Kind   `json:"kind"`
 	To   string `json:"to"`

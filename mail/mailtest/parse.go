@@ -2,12 +2,15 @@ package mailtest
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
+	"mime/quotedprintable"
 	"net/mail"
+	"net/url"
 	"regexp"
 	"strings"
 )
@@ -80,9 +83,9 @@ func Parse(data []byte) (Parsed, error) {
 func decodeBody(encoding string, r io.Reader) (string, error) {
 	switch strings.ToLower(encoding) {
 	case "quoted-printable":
-		r = quotedPrintable(r)
+		r = quotedprintable.NewReader(r)
 	case "base64":
-		r = base64Reader(r)
+		r = base64.NewDecoder(base64.StdEncoding, newlineStripper{r})
 	case "", "7bit", "8bit", "binary":
 	default:
 		return "", fmt.Errorf("mailtest: unexpected transfer encoding %s", encoding)
@@ -103,9 +106,28 @@ func Token(text string) string {
 	if m == nil {
 		return ""
 	}
-	tok, err := unescape(m[1])
+	tok, err := url.QueryUnescape(m[1])
 	if err != nil {
 		return ""
 	}
 	return tok
+}
+
+// newlineStripper drops the line breaks of base64 body text.
+type newlineStripper struct{ r io.Reader }
+
+func (n newlineStripper) Read(p []byte) (int, error) {
+	for {
+		k, err := n.r.Read(p)
+		j := 0
+		for _, b := range p[:k] {
+			if b != '\r' && b != '\n' {
+				p[j] = b
+				j++
+			}
+		}
+		if j > 0 || err != nil {
+			return j, err
+		}
+	}
 }
