@@ -128,7 +128,7 @@ func (c Config) String() string {
 // "sessiond <no-reply@HOST>", HOST being the public URL's host without
 // its port.
 func DefaultFrom(publicURL string) (string, error) {
-	host, err := publicHost(publicURL)
+	host, err := mailHost(publicURL)
 	if err != nil {
 		return "", err
 	}
@@ -156,4 +156,18 @@ func publicHost(publicURL string) (string, error) {
 		return "", errors.New("SESSIOND_PUBLIC_URL: want an absolute http(s) URL such as https://auth.example.com")
 	}
 	return u.Hostname(), nil
+}
+
+// mailHost is the public host as the domain of an address or a
+// Message-ID: an IP address (a test or a private installation) goes in
+// brackets.
+func mailHost(publicURL string) (string, error) {
+	host, err := publicHost(publicURL)
+	if err != nil {
+		return "", err
+	}
+	if net.ParseIP(host) != nil {
+		host = "[" + host + "]"
+	}
+	return host, nil
 }

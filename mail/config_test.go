@@ -80,6 +80,8 @@ func TestDefaultFrom(t *testing.T) {
 		{"https://auth.example.com", `"sessiond" <no-reply@auth.example.com>`},
 		{"https://auth.example.com:8443/base/", `"sessiond" <no-reply@auth.example.com>`},
 		{"http://localhost:8080", `"sessiond" <no-reply@localhost>`},
+		{"http://127.0.0.1:8080", `"sessiond" <no-reply@[127.0.0.1]>`},
+		{"http://[::1]:8080", `"sessiond" <no-reply@[::1]>`},
 	}
 	for _, tt := range tests {
 		got, err := mail.DefaultFrom(tt.publicURL)
@@ -90,7 +92,7 @@ func TestDefaultFrom(t *testing.T) {
 			t.Errorf("ParseFrom(DefaultFrom(%q)): %v", tt.publicURL, err)
 		}
 	}
-	for _, bad := range []string{"", "auth.example.com", "ftp://auth.example.com", "https://"} {
+	for _, bad := range []string{"", "auth.example.com", "ftp://auth.example.com", "https://", "http://:8080"} {
 		if _, err := mail.DefaultFrom(bad); err == nil || !strings.Contains(err.Error(), "SESSIOND_PUBLIC_URL") {
 			t.Errorf("DefaultFrom(%q): got %v, want an error naming SESSIOND_PUBLIC_URL", bad, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	netmail "net/mail"
 	"time"
 
 	"github.com/sessiond/sessiond"
@@ -94,12 +95,21 @@ func (m Message) Validate() error {
 		return fmt.Errorf("unknown mail kind %q", m.Kind)
 	case m.To == "":
 		return errors.New("mail without recipient")
+	case !bareAddress(m.To):
+		return errors.New("mail recipient is not a bare address")
 	case m.Kind.needsToken() && m.Token == "":
 		return fmt.Errorf("%s mail without token", m.Kind)
 	case m.Token != "" && m.ExpiresAt.IsZero():
 		return fmt.Errorf("%s mail: token without expiry", m.Kind)
 	}
 	return nil
+}
+
+// bareAddress tells an address without display name or comments, which
+// is what an outbox row's target and the SMTP envelope hold.
+func bareAddress(s string) bool {
+	a, err := netmail.ParseAddress(s)
+	return err == nil && a.Name == "" && a.Address == s
 }
 
 // Expired reports whether m's token has expired at now; a message

@@ -75,11 +75,11 @@ func TestRender(t *testing.T) {
 // token cannot leave the fragment.
 func TestRenderEscapes(t *testing.T) {
 	site := smail.Site{Product: `<b>Acme</b> & "Co"`, PublicURL: "https://auth.example.com"}
-	r, err := site.Render(smail.VerifyEmail(`"<script>"@example.org`, "a b&c#d", testNow.Add(time.Hour)))
+	r, err := site.Render(smail.VerifyEmail(`o'brien&co@example.org`, "a b&c#d", testNow.Add(time.Hour)))
 	if err != nil {
 		t.Fatalf("Render: %v", err)
 	}
-	for _, bad := range []string{"<b>Acme", "<script>"} {
+	for _, bad := range []string{"<b>Acme", "brien&co"} {
 		if strings.Contains(r.HTML, bad) {
 			t.Errorf("HTML holds %q unescaped", bad)
 		}
@@ -131,6 +131,8 @@ func TestPayload(t *testing.T) {
 		{Kind: smail.KindVerifyEmail, To: "a@example.org"},
 		{Kind: smail.KindResetPassword, To: "a@example.org", Token: "t"},
 		smail.PasswordChanged("", testNow),
+		smail.PasswordChanged("Alice <a@example.org>", testNow),
+		smail.PasswordChanged("a@example.org, b@example.org", testNow),
 	} {
 		if _, err := smail.NewOutboxMessage(bad, "ev", testNow); err == nil {
 			t.Errorf("NewOutboxMessage(%+v): no error", bad)

@@ -31,16 +31,21 @@ type Options struct {
 	// Timeout bounds a send whose context has no deadline; default 30s.
 	// The outbox worker's context always has one.
 	Timeout time.Duration
+	// MaxConns bounds the connections open to the server at once, which
+	// relays limit per client; default 4. The outbox worker may run more
+	// sends than that, and the others wait their turn.
+	MaxConns int
 }
 
 // Sender is the outbox.Sender of the mail channel: it renders each
 // message's payload and hands it to the SMTP server of its Config, one
 // connection per mail.
 type Sender struct {
-	cfg  Config
-	opt  Options
-	from *netmail.Address
-	host string // the public host, for Message-IDs
+	cfg   Config
+	opt   Options
+	from  *netmail.Address
+	host  string        // the public host, for Message-IDs
+	conns chan struct{} // a slot per connection allowed
 }
 
 var _ outbox.Sender = (*Sender)(nil)
@@ -67,8 +72,11 @@ func NewSender(cfg Config, opt Options) (*Sender, error) {
 	if opt.Timeout <= 0 {
 		opt.Timeout = 30 * time.Second
 	}
-	host, _ := publicHost(opt.Site.PublicURL)
-	return &Sender{cfg: cfg, opt: opt, from: from, host: host}, nil
+	if opt.MaxConns <= 0 {
+		opt.MaxConns = 4
+	}
+	host, _ := mailHost(opt.Site.PublicURL)
+	return &Sender{cfg: cfg, opt: opt, from: from, host: host, conns: make(chan struct{}, opt.MaxConns)}, nil
 }
 
 // Send renders m and delivers it. Failures are classified for the outbox:
@@ -88,8 +96,8 @@ func (s *Sender) Send(ctx context.Context, m sessiond.OutboxMessage) error {
 		return outbox.Permanent("bad payload", errors.New("payload recipient differs from the row's target"))
 	}
 	rcpt, err := netmail.ParseAddress(m.Target)
-	if err != nil || rcpt.Name != "" {
-		return outbox.Permanent("bad address", errors.New("target is not a bare mail address"))
+	if err != nil {
+		return outbox.Permanent("bad payload", err) // Decode checked To, which is Target
 	}
 	now := s.opt.Clock()
 	if msg.Expired(now) {
@@ -118,11 +126,20 @@ func (s *Sender) Send(ctx context.Context, m sessiond.OutboxMessage) error {
 		ctx, cancel = context.WithTimeout(ctx, s.opt.Timeout)
 		defer cancel()
 	}
-	client, err := s.client(ctx)
+	if err := s.acquire(ctx); err != nil {
+		return err
+	}
+	defer func() { <-s.conns }()
+	var stop func() bool
+	client, err := s.client(ctx, &stop)
 	if err != nil {
-		return outbox.Permanent("bad configuration", err)
+		// Options NewSender checked, or the local host name.
+		return outbox.Retry("bad configuration", err)
 	}
 	err = client.DialAndSendWithContext(ctx, gm)
+	if stop != nil {
+		stop()
+	}
 	if gm.IsDelivered() {
 		// Accepted by the server: a failure after that (a QUIT that
 		// timed out) must not send the mail again.
@@ -134,11 +151,27 @@ func (s *Sender) Send(ctx context.Context, m sessiond.OutboxMessage) error {
 	return classify(ctx, err)
 }
 
+// acquire takes a connection slot, waiting while ctx lasts.
+func (s *Sender) acquire(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return classify(ctx, err)
+	}
+	select {
+	case s.conns <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return outbox.Retry("canceled", ctx.Err())
+		}
+		return outbox.Retry("too many mails in flight", ctx.Err())
+	}
+}
+
 // client is a go-mail client for one send under ctx. go-mail bounds each
 // exchange by its timeout rather than by a context, so its timeout is the
 // time ctx has left and the connection is also closed when ctx ends, which
-// cuts any exchange short.
-func (s *Sender) client(ctx context.Context) (*gomail.Client, error) {
+// cuts any exchange short; *stop is set to undo that after the send.
+func (s *Sender) client(ctx context.Context, stop *func() bool) (*gomail.Client, error) {
 	deadline, _ := ctx.Deadline()
 	timeout := max(time.Until(deadline), time.Millisecond)
 	tlsConfig := &tls.Config{ServerName: s.cfg.Host, RootCAs: s.cfg.RootCAs, MinVersion: tls.VersionTLS12}
@@ -164,9 +197,7 @@ func (s *Sender) client(ctx context.Context) (*gomail.Client, error) {
 				conn = tc
 			}
 			// ctx, not dctx: dctx ends with the dial, ctx with the send.
-			// The connection is closed by go-mail when the send is done,
-			// and once more (harmlessly) here when ctx ends.
-			context.AfterFunc(ctx, func() { conn.Close() })
+			*stop = context.AfterFunc(ctx, func() { conn.Close() })
 			return conn, nil
 		}),
 	}

@@ -282,7 +282,9 @@ func TestSendWithoutConnecting(t *testing.T) {
 	expired := outboxRow(t, smail.VerifyEmail("alice@example.org", testToken, testNow))
 	other := outboxRow(t, smail.PasswordChanged("alice@example.org", testNow))
 	other.Target = "mallory@example.org"
-	named := outboxRow(t, smail.PasswordChanged("Alice <alice@example.org>", testNow))
+	named := other
+	named.Target = "Alice <alice@example.org>"
+	named.Payload = []byte(`{"kind":"password_changed","to":"Alice <alice@example.org>"}`)
 	tests := []struct {
 		name   string
 		row    sessiond.OutboxMessage
@@ -292,7 +294,7 @@ func TestSendWithoutConnecting(t *testing.T) {
 		{"not JSON", sessiond.OutboxMessage{ID: "x", Channel: sessiond.ChannelMail, Target: "a@example.org", Payload: []byte("{")}, "bad payload"},
 		{"unknown kind", sessiond.OutboxMessage{ID: "x", Channel: sessiond.ChannelMail, Target: "a@example.org", Payload: []byte(`{"kind":"spam","to":"a@example.org"}`)}, "bad payload"},
 		{"target differs", other, "bad payload"},
-		{"display name", named, "bad address"},
+		{"display name", named, "bad payload"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -332,5 +334,54 @@ func TestNewSenderChecksOptions(t *testing.T) {
 	_ = s
 	if _, err := mail.ParseAddress("Acme <id@acme.example>"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSendBoundsConnections: with every connection slot held by a send to
+// a server that does not answer, another send waits, and gives up when
+// its context ends, without connecting.
+func TestSendBoundsConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 10)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	s, err := smail.NewSender(smail.Config{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port},
+		smail.Options{Site: testSite, Clock: fixedClock, MaxConns: 1})
+	if err != nil {
+		t.Fatalf("NewSender: %v", err)
+	}
+	row := outboxRow(t, smail.PasswordChanged("bob@example.org", testNow))
+
+	first, cancelFirst := context.WithCancel(t.Context())
+	firstDone := make(chan error, 1)
+	go func() { firstDone <- s.Send(first, row) }()
+	c := <-accepted
+	defer c.Close()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if e := outboxError(t, s.Send(ctx, row)); e.Status != "too many mails in flight" {
+		t.Errorf("second send: got status %q, want too many mails in flight", e.Status)
+	}
+	select {
+	case c := <-accepted:
+		c.Close()
+		t.Errorf("the second send connected")
+	default:
+	}
+	cancelFirst()
+	if e := outboxError(t, <-firstDone); e.Status != "canceled" {
+		t.Errorf("first send: got status %q, want canceled", e.Status)
 	}
 }
