@@ -187,6 +187,9 @@ func TestSendFailures(t *testing.T) {
 	reply := func(code int) func(string) error {
 		return func(string) error { return mailtest.Reply(code, "refused") }
 	}
+	replyData := func(code int) func([]byte) error {
+		return func([]byte) error { return mailtest.Reply(code, "refused") }
+	}
 	tests := []struct {
 		name      string
 		opt       mailtest.Options
@@ -198,6 +201,9 @@ func TestSendFailures(t *testing.T) {
 	}{
 		{name: "451 to RCPT", opt: mailtest.Options{Rcpt: reply(451)}, host: "127.0.0.1", status: "SMTP 451"},
 		{name: "550 to RCPT", opt: mailtest.Options{Rcpt: reply(550)}, host: "127.0.0.1", status: "SMTP 550", permanent: true},
+		{name: "452 after DATA", opt: mailtest.Options{Data: replyData(452)}, host: "127.0.0.1", status: "SMTP 452"},
+		{name: "554 after DATA", opt: mailtest.Options{Data: replyData(554)}, host: "127.0.0.1", status: "SMTP 554", permanent: true},
+		{name: "553 to MAIL FROM", opt: mailtest.Options{Mail: reply(553)}, host: "127.0.0.1", status: "SMTP 553"},
 		{name: "553 to RCPT over STARTTLS", opt: mailtest.Options{TLS: mailtest.StartTLS, Hosts: []string{remoteHost}, Rcpt: reply(553)}, host: remoteHost, status: "SMTP 553", permanent: true},
 		{name: "wrong password", opt: mailtest.Options{TLS: mailtest.StartTLS, Hosts: []string{remoteHost}, Username: "relay", Password: "right"}, host: remoteHost, password: "wrong", status: "SMTP AUTH failed (535)"},
 		{name: "untrusted certificate", opt: mailtest.Options{TLS: mailtest.StartTLS, Hosts: []string{remoteHost}}, host: remoteHost, untrusted: true, status: "TLS certificate refused"},

@@ -53,12 +53,15 @@ type Options struct {
 	// Hosts are extra names the certificate is valid for, besides
 	// localhost, 127.0.0.1 and ::1.
 	Hosts []string
-	// Rcpt, if set, decides each RCPT TO: a non-nil answer (see Reply)
-	// refuses that recipient.
+	// Mail, Rcpt and Data, if set, decide each MAIL FROM, RCPT TO and
+	// received message: a non-nil answer (see Reply) refuses it.
+	Mail func(from string) error
 	Rcpt func(to string) error
+	Data func(data []byte) error
 }
 
-// Reply is an SMTP answer for Options.Rcpt: Reply(451, "try later").
+// Reply is an SMTP answer for Options.Mail, Rcpt or Data:
+// Reply(451, "try later").
 func Reply(code int, message string) error {
 	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCodeNotSet, Message: message}
 }
@@ -232,6 +235,11 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if ss.s.opt.Username != "" && ss.user == "" {
 		return smtp.ErrAuthRequired
 	}
+	if ss.s.opt.Mail != nil {
+		if err := ss.s.opt.Mail(from); err != nil {
+			return err
+		}
+	}
 	ss.from = from
 	return nil
 }
@@ -250,6 +258,11 @@ func (ss *session) Data(r io.Reader) error {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	if ss.s.opt.Data != nil {
+		if err := ss.s.opt.Data(data); err != nil {
+			return err
+		}
 	}
 	_, isTLS := ss.conn.TLSConnectionState()
 	m := Message{From: ss.from, To: ss.to, Data: data, User: ss.user, TLS: isTLS}
