@@ -50,6 +50,10 @@ func ParseSMTPURL(s string) (Config, error) {
 	bad := func(what string) (Config, error) {
 		return Config{}, fmt.Errorf("SESSIOND_SMTP_URL: %s; %s", what, smtpURLHint)
 	}
+	if !strings.Contains(s, "://") {
+		// "host:587" would parse as a URL of scheme "host".
+		return bad("no smtp:// or smtps:// in front")
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		// url's errors quote the input, password included.
@@ -61,13 +65,8 @@ func ParseSMTPURL(s string) (Config, error) {
 		c.Port = DefaultSMTPPort
 	case "smtps":
 		c.Port, c.ImplicitTLS = DefaultSMTPSPort, true
-	case "":
-		return bad("no scheme")
 	default:
 		return bad(fmt.Sprintf("scheme %q is neither smtp nor smtps", u.Scheme))
-	}
-	if u.Opaque != "" {
-		return bad("no // after the scheme")
 	}
 	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
 		// Nothing after the host is understood; better refuse than
