@@ -16,7 +16,7 @@ import (
 )
 
 // Parsed is a received mail taken apart: its headers, and the text of its
-// plain and HTML parts, transfer encoding undone.
+// plain and HTML parts, transfer encoding undone and lines ending in \n.
 type Parsed struct {
 	Header mail.Header
 	Text   string
@@ -94,7 +94,7 @@ func decodeBody(encoding string, r io.Reader) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("mailtest: decode body: %w", err)
 	}
-	return string(b), nil
+	return strings.ReplaceAll(string(b), "\r\n", "\n"), nil
 }
 
 var tokenRE = regexp.MustCompile(`#token=([A-Za-z0-9_%.~-]+)`)

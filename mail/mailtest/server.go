@@ -97,7 +97,7 @@ type Server struct {
 // Start runs a server until the test ends.
 func Start(t testing.TB, opt Options) *Server {
 	t.Helper()
-	s := &Server{opt: opt, received: make(chan Message, 100)}
+	s := &Server{opt: opt, received: make(chan Message, 1000)}
 	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &session{s: s, conn: c}, nil
 	}))
