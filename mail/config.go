@@ -131,7 +131,7 @@ func DefaultFrom(publicURL string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return (&netmail.Address{Name: "sessiond", Address: "no-reply@" + host}).String(), nil
+	return "sessiond <no-reply@" + host + ">", nil
 }
 
 // ParseFrom checks SESSIOND_MAIL_FROM, one address with an optional

@@ -78,11 +78,11 @@ func TestParseSMTPURL(t *testing.T) {
 
 func TestDefaultFrom(t *testing.T) {
 	tests := []struct{ publicURL, want string }{
-		{"https://auth.example.com", `"sessiond" <no-reply@auth.example.com>`},
-		{"https://auth.example.com:8443/base/", `"sessiond" <no-reply@auth.example.com>`},
-		{"http://localhost:8080", `"sessiond" <no-reply@localhost>`},
-		{"http://127.0.0.1:8080", `"sessiond" <no-reply@[127.0.0.1]>`},
-		{"http://[::1]:8080", `"sessiond" <no-reply@[::1]>`},
+		{"https://auth.example.com", `sessiond <no-reply@auth.example.com>`},
+		{"https://auth.example.com:8443/base/", `sessiond <no-reply@auth.example.com>`},
+		{"http://localhost:8080", `sessiond <no-reply@localhost>`},
+		{"http://127.0.0.1:8080", `sessiond <no-reply@[127.0.0.1]>`},
+		{"http://[::1]:8080", `sessiond <no-reply@[::1]>`},
 	}
 	for _, tt := range tests {
 		got, err := mail.DefaultFrom(tt.publicURL)
