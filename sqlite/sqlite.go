@@ -30,6 +30,7 @@ import (
 	"io/fs"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -63,6 +64,8 @@ type DB struct {
 	path    string // of the database file, for the migration lock
 	// wstmts and rstmts are the prepared hot statements of each pool.
 	wstmts, rstmts stmts
+	// txStmts are the statements of Tx, once prepared (prepareTx).
+	txStmts atomic.Pointer[map[string]*sql.Stmt]
 }
 
 var _ sessiond.Store = (*DB)(nil)

@@ -18,18 +18,17 @@ import (
 // writer begins every transaction IMMEDIATE (see Open), so the transaction
 // holds the database's write lock from its first statement: a login reads
 // the sessions it counts with no other write in between, which is what
-// keeps the cap atomic. Statements inside are not prepared: preparing
-// needs the writer connection, which the transaction holds, and these
-// paths are dominated by hashing or rare.
+// keeps the cap atomic.
 func (db *DB) Tx(ctx context.Context, fn sessiond.TxFunc) error {
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
+	prepared := db.prepareTx(ctx)
 	t, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return storeError("begin transaction", err)
 	}
 	defer t.Rollback()
-	if err := fn(&tx{ctx: ctx, tx: t}); err != nil {
+	if err := fn(&tx{ctx: ctx, tx: t, prepared: prepared}); err != nil {
 		return storeError("transaction", err)
 	}
 	if err := t.Commit(); err != nil {
@@ -38,16 +37,62 @@ func (db *DB) Tx(ctx context.Context, fn sessiond.TxFunc) error {
 	return nil
 }
 
+// txStatements are the statements of tx. Unprepared, SQLite parses each
+// anew, which made a login's transaction four times as long on the single
+// writer. They cannot be prepared inside a transaction, which holds the
+// writer's one connection, nor at Open, before the schema exists; so the
+// first transaction prepares them all, before it begins.
+var txStatements = []string{
+	lockUser, insertUser, setPasswordHash, setUserFlags, deleteUser,
+	sessionsForEviction, insertSession, deleteSessions, sessionByID,
+	rotateIfUnchanged, stampIfUnchanged, deleteSessionIfUnchanged,
+	deleteUserSession, deleteUserSessions,
+	insertEvent, webhookSubscribers, insertOutbox,
+}
+
+// prepareTx returns txStatements prepared on the writer, or nil (the
+// statements then run unprepared) if they could not all be prepared yet.
+func (db *DB) prepareTx(ctx context.Context) map[string]*sql.Stmt {
+	if m := db.txStmts.Load(); m != nil {
+		return *m
+	}
+	m := make(map[string]*sql.Stmt, len(txStatements))
+	for _, q := range txStatements {
+		st, err := db.wstmts.on(ctx, db.w, q)
+		if err != nil {
+			return nil
+		}
+		m[q] = st
+	}
+	db.txStmts.Store(&m)
+	return m
+}
+
 // tx is a sessiond.Tx on an *sql.Tx of the writer.
 type tx struct {
-	ctx context.Context
-	tx  *sql.Tx
+	ctx      context.Context
+	tx       *sql.Tx
+	prepared map[string]*sql.Stmt
+}
+
+// stmt is query prepared for this transaction, if it was prepared.
+func (t *tx) stmt(query string) *sql.Stmt {
+	if st, ok := t.prepared[query]; ok {
+		return t.tx.StmtContext(t.ctx, st)
+	}
+	return nil
 }
 
 var _ sessiond.Tx = (*tx)(nil)
 
 func (t *tx) exec(query string, args ...any) (int64, error) {
-	res, err := t.tx.ExecContext(t.ctx, query, args...)
+	var res sql.Result
+	var err error
+	if st := t.stmt(query); st != nil {
+		res, err = st.ExecContext(t.ctx, args...)
+	} else {
+		res, err = t.tx.ExecContext(t.ctx, query, args...)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -56,7 +101,7 @@ func (t *tx) exec(query string, args ...any) (int64, error) {
 
 // ids runs a statement that returns one text column.
 func (t *tx) ids(query string, args ...any) ([]string, error) {
-	rows, err := t.tx.QueryContext(t.ctx, query, args...)
+	rows, err := t.query(query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -72,9 +117,23 @@ func (t *tx) ids(query string, args ...any) ([]string, error) {
 	return out, rows.Err()
 }
 
+func (t *tx) query(query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(query); st != nil {
+		return st.QueryContext(t.ctx, args...)
+	}
+	return t.tx.QueryContext(t.ctx, query, args...)
+}
+
+func (t *tx) queryRow(query string, args ...any) *sql.Row {
+	if st := t.stmt(query); st != nil {
+		return st.QueryRowContext(t.ctx, args...)
+	}
+	return t.tx.QueryRowContext(t.ctx, query, args...)
+}
+
 // sessionRow runs a statement returning sessionColumns; nil if no row.
 func (t *tx) sessionRow(query string, args ...any) (*sessiond.Session, error) {
-	s, err := scanSession(t.tx.QueryRowContext(t.ctx, query, args...))
+	s, err := scanSession(t.queryRow(query, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -100,7 +159,7 @@ const (
 )
 
 func (t *tx) LockUser(id string) (*sessiond.User, error) {
-	return scanUser(t.tx.QueryRowContext(t.ctx, lockUser, id))
+	return scanUser(t.queryRow(lockUser, id))
 }
 
 func (t *tx) InsertUser(u *sessiond.User) error {
@@ -170,7 +229,7 @@ RETURNING ` + sessionColumns
 )
 
 func (t *tx) SessionsForEviction(userID string) ([]sessiond.Session, error) {
-	rows, err := t.tx.QueryContext(t.ctx, sessionsForEviction, userID)
+	rows, err := t.query(sessionsForEviction, userID)
 	if err != nil {
 		return nil, fmt.Errorf("select sessions: %w", err)
 	}
