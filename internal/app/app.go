@@ -53,6 +53,9 @@ type App struct {
 	logger   *slog.Logger
 	Registry *prometheus.Registry
 	Hasher   *password.Hasher
+	// Auth is the use cases, the public API's and the admin API's user
+	// half, for the wiring that serves them.
+	Auth     *auth.Service
 	policy   sessiond.Policy
 	schedule sessiond.KeySchedule
 }
@@ -153,6 +156,7 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 		Events: newEvents(a.Registry),
 		Logger: a.logger,
 	})
+	a.Auth = svc
 	trusted, err := httpapi.ParseTrustedProxies(cfg.TrustedProxies)
 	if err != nil {
 		return err
