@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) sessiond.Store) {
 		{"reseal", testReseal},
 		{"attempts", testAttempts},
 		{"outbox", testOutbox},
+		{"admin", testAdmin},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, open) })
 	}
