@@ -67,6 +67,11 @@ type Claims struct {
 	NotBefore time.Time // nbf; zero when absent
 	ID        string    // jti
 	KeyID     string    // the header's kid
+	// AMR says how the user authenticated (RFC 8176: "pwd", "otp", "hwk",
+	// "user", "ext"…) and AuthTime when; both empty in older tokens. A
+	// service that wants a recent or a strong sign-in checks them.
+	AMR      []string
+	AuthTime time.Time // auth_time; zero when absent
 }
 
 // VerifierOptions tune a Verifier; the zero value is a good default.
@@ -175,14 +180,16 @@ type header struct {
 }
 
 type payload struct {
-	Iss string   `json:"iss"`
-	Aud audience `json:"aud"`
-	Sub string   `json:"sub"`
-	Sid string   `json:"sid"`
-	Iat numeric  `json:"iat"` // 0 when absent, as for the others
-	Exp numeric  `json:"exp"`
-	Nbf numeric  `json:"nbf"`
-	Jti string   `json:"jti"`
+	Iss      string   `json:"iss"`
+	Aud      audience `json:"aud"`
+	Sub      string   `json:"sub"`
+	Sid      string   `json:"sid"`
+	Iat      numeric  `json:"iat"` // 0 when absent, as for the others
+	Exp      numeric  `json:"exp"`
+	Nbf      numeric  `json:"nbf"`
+	Jti      string   `json:"jti"`
+	AuthTime numeric  `json:"auth_time"`
+	AMR      []string `json:"amr"`
 }
 
 // audience is RFC 7519's "aud": one string or an array of them.
@@ -316,7 +323,7 @@ func (v *Verifier) check(p *payload, kid string) (*Claims, error) {
 	case p.Sid == "":
 		return nil, refuse(ErrMissingClaim, "sid")
 	}
-	for _, n := range []numeric{p.Exp, p.Iat, p.Nbf} {
+	for _, n := range []numeric{p.Exp, p.Iat, p.Nbf, p.AuthTime} {
 		if n < 0 || n > maxNumericDate {
 			return nil, refuse(ErrMalformed, "date out of range")
 		}
@@ -338,7 +345,10 @@ func (v *Verifier) check(p *payload, kid string) (*Claims, error) {
 	}
 	now := v.now()
 	c := &Claims{UserID: p.Sub, SessionID: p.Sid, Issuer: p.Iss, Audience: p.Aud,
-		IssuedAt: p.Iat.time(), ExpiresAt: p.Exp.time(), ID: p.Jti, KeyID: kid}
+		IssuedAt: p.Iat.time(), ExpiresAt: p.Exp.time(), ID: p.Jti, KeyID: kid, AMR: p.AMR}
+	if p.AuthTime != 0 {
+		c.AuthTime = p.AuthTime.time()
+	}
 	if !now.Before(c.ExpiresAt.Add(v.leeway)) {
 		return nil, refuse(ErrExpired, "at "+c.ExpiresAt.UTC().Format(time.RFC3339))
 	}

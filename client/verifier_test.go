@@ -131,6 +131,8 @@ func TestVerify(t *testing.T) {
 		{"valid until 2100", sign(k1, goodHeader(), with(goodClaims(now), "exp", time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).Unix())), client.ErrLifetime},
 		{"exp beyond year 9999", sign(k1, goodHeader(), with(with(goodClaims(now), "iat", 1e300), "exp", 1e300)), client.ErrMalformed},
 		{"negative iat", sign(k1, goodHeader(), with(goodClaims(now), "iat", -1)), client.ErrMalformed},
+		{"auth_time beyond year 9999", sign(k1, goodHeader(), with(goodClaims(now), "auth_time", 1e300)), client.ErrMalformed},
+		{"amr not an array", sign(k1, goodHeader(), with(goodClaims(now), "amr", "pwd")), client.ErrMalformed},
 		{"alg none", strings.Split(sign(k1, with(goodHeader(), "alg", "none"), goodClaims(now)), ".")[0] + "." + b64json(goodClaims(now)) + ".", client.ErrAlgorithm},
 		{"alg HS256", sign(k1, with(goodHeader(), "alg", "HS256"), goodClaims(now)), client.ErrAlgorithm},
 		{"typ JWT", sign(k1, with(goodHeader(), "typ", "JWT"), goodClaims(now)), client.ErrType},
@@ -373,5 +375,30 @@ func TestVerifierKeyRotation(t *testing.T) {
 	}
 	if _, err := v.Verify(ctx, before.AccessToken); err != nil {
 		t.Fatalf("a token of the retired key: got %v, want it still valid", err)
+	}
+}
+
+// TestVerifyAMR: amr and auth_time, when present, reach the caller, so a
+// service can ask for a recent or a strong sign-in.
+func TestVerifyAMR(t *testing.T) {
+	j := newJWKSServer(t)
+	now := time.Now()
+	v := newTestVerifier(t, j.srv.URL, &client.VerifierOptions{Now: func() time.Time { return now }})
+	claims := goodClaims(now)
+	claims["amr"] = []string{"pwd", "otp"}
+	claims["auth_time"] = now.Add(-time.Minute).Unix()
+	c, err := v.Verify(context.Background(), sign(j.key("k1"), goodHeader(), claims))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.AMR, " ") != "pwd otp" || c.AuthTime.Unix() != now.Add(-time.Minute).Unix() {
+		t.Errorf("got amr %v auth_time %v, want [pwd otp] %v", c.AMR, c.AuthTime, now.Add(-time.Minute))
+	}
+	c, err = v.Verify(context.Background(), sign(j.key("k1"), goodHeader(), goodClaims(now)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AMR != nil || !c.AuthTime.IsZero() {
+		t.Errorf("got amr %v auth_time %v, want both empty for a token without them", c.AMR, c.AuthTime)
 	}
 }

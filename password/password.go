@@ -2,6 +2,10 @@
 // PHC strings, and bounds how many hashes run at once so that a burst of
 // logins queues briefly and then fails fast instead of exhausting memory.
 //
+// It also verifies bcrypt hashes imported from other systems ($2a$, $2b$,
+// $2y$); NeedsRehash tells the caller to replace those, and argon2id hashes
+// weaker than the configured parameters, after the next successful login.
+//
 // Start reading at Hasher; Params says what a hash costs.
 package password
 
@@ -23,6 +27,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/argon2"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Bounds on parameters, ours or read from a stored hash. A stored hash is
@@ -158,6 +163,9 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 // locking anyone out; see NeedsRehash). The comparison is constant-time. A
 // malformed encoding, or one with absurd parameters, is an error.
 func (h *Hasher) Verify(ctx context.Context, password, encoded string) (bool, error) {
+	if isBcrypt(encoded) {
+		return h.verifyBcrypt(ctx, password, encoded)
+	}
 	d, err := decode(encoded)
 	if err != nil {
 		return false, fmt.Errorf("verify password: %w", err)
@@ -186,12 +194,74 @@ func (h *Hasher) verify(ctx context.Context, password string, d decoded) (bool, 
 	return subtle.ConstantTimeCompare(key, d.key) == 1, nil
 }
 
-// NeedsRehash reports whether encoded was made with other parameters than
-// the Hasher's (or cannot be read), so that the caller should store a fresh
-// hash after the next successful login.
+// NeedsRehash reports whether encoded is weaker than what the Hasher
+// makes — bcrypt, or argon2id with less memory, fewer iterations or a
+// shorter salt or key — or cannot be read, so that the caller should store
+// a fresh hash after the next successful login. A hash stronger than the
+// configuration is kept: lowering the parameters weakens no one.
 func (h *Hasher) NeedsRehash(encoded string) bool {
 	d, err := decode(encoded)
-	return err != nil || d.params != h.params
+	if err != nil {
+		return true
+	}
+	p, q := d.params, h.params
+	return p.Memory < q.Memory || p.Iterations < q.Iterations || p.SaltLength < q.SaltLength || p.KeyLength < q.KeyLength
+}
+
+// MaxBcryptCost bounds the cost of an imported bcrypt hash: each step
+// doubles the work of a login, and cost 14 already takes about a second.
+const MaxBcryptCost = 14
+
+// CheckImported reports whether encoded is a hash Verify can check: an
+// argon2id PHC string within the bounds above, or bcrypt ($2a$, $2b$,
+// $2y$) of cost at most MaxBcryptCost. The error says what is wrong.
+func CheckImported(encoded string) error {
+	if isBcrypt(encoded) {
+		cost, err := bcrypt.Cost([]byte(encoded))
+		if err != nil || len(encoded) != 60 {
+			return errors.New("malformed bcrypt hash")
+		}
+		if cost > MaxBcryptCost {
+			return fmt.Errorf("bcrypt cost %d above %d", cost, MaxBcryptCost)
+		}
+		return nil
+	}
+	if _, err := decode(encoded); err != nil {
+		return fmt.Errorf("%w (argon2id or bcrypt expected)", err)
+	}
+	return nil
+}
+
+func isBcrypt(s string) bool {
+	return strings.HasPrefix(s, "$2a$") || strings.HasPrefix(s, "$2b$") || strings.HasPrefix(s, "$2y$")
+}
+
+// verifyBcrypt checks an imported bcrypt hash in a hashing slot, as CPU
+// bound as argon2 and under the same bound on concurrency.
+func (h *Hasher) verifyBcrypt(ctx context.Context, password, encoded string) (bool, error) {
+	if err := CheckImported(encoded); err != nil {
+		return false, fmt.Errorf("verify password: %w", err)
+	}
+	m, err := h.acquire(ctx, high)
+	if err != nil {
+		return false, err
+	}
+	defer h.release(m)
+	h.computed.Add(1)
+	// bcrypt reads at most 72 bytes; a longer password that matches on its
+	// first 72 would pass, which is bcrypt's rule and the importing
+	// system's, until the rehash at this login replaces it.
+	err = bcrypt.CompareHashAndPassword([]byte(encoded), []byte(password))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, bcrypt.ErrMismatchedHashAndPassword):
+		return false, nil
+	case errors.Is(err, bcrypt.ErrPasswordTooLong):
+		return false, nil
+	default:
+		return false, fmt.Errorf("verify password: %w", err)
+	}
 }
 
 func (h *Hasher) compute(m *argon2.Memory, password string, salt []byte, p Params) []byte {

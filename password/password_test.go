@@ -10,6 +10,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/password"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // fast keeps ordinary tests quick; the production cost is exercised by
@@ -130,6 +131,8 @@ func TestNeedsRehash(t *testing.T) {
 		{"raised iterations", password.NewHasher(stronger, 1, time.Second), enc, true},
 		{"longer key", password.NewHasher(longerKey, 1, time.Second), enc, true},
 		{"default params", password.NewHasher(password.DefaultParams(), 1, time.Second), enc, true},
+		{"lowered params keep the stronger hash", h, weakerRehash(t), false},
+		{"bcrypt", h, "$2a$04$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy", true},
 		{"malformed", h, "$2a$10$abcdefghijklmnopqrstuv", true},
 	}
 	for _, tt := range tests {
@@ -146,7 +149,9 @@ func TestVerifyMalformedEncodings(t *testing.T) {
 	const salt, key = "c2FsdHNhbHRzYWx0c2FsdA", "aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
 	tests := []struct{ name, encoded string }{
 		{"empty", ""},
-		{"bcrypt", "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"},
+		{"bcrypt truncated", "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lh"},
+		{"bcrypt cost 31", "$2a$31$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"},
+		{"bcrypt unknown variant", "$2x$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"},
 		{"argon2i", "$argon2i$v=19$m=64,t=1,p=1$" + salt + "$" + key},
 		{"old version", "$argon2id$v=16$m=64,t=1,p=1$" + salt + "$" + key},
 		{"missing hash", "$argon2id$v=19$m=64,t=1,p=1$" + salt},
@@ -327,5 +332,69 @@ func TestLoginsBeforeSignups(t *testing.T) {
 	release()
 	if first, second := <-done, <-done; first != "login" || second != "signup" {
 		t.Fatalf("got %s first, then %s; want the login first", first, second)
+	}
+}
+
+// weakerRehash is a hash made at stronger params than fast's.
+func weakerRehash(t *testing.T) string {
+	t.Helper()
+	p := fast
+	p.Memory, p.Iterations = 128, 2
+	enc, err := password.NewHasher(p, 1, time.Second).Hash(context.Background(), "password1234")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc
+}
+
+// TestVerifyBcrypt: hashes imported from bcrypt systems check out with
+// their password, in all three prefixes, and count as a hash computed.
+func TestVerifyBcrypt(t *testing.T) {
+	h := newHasher(t)
+	for _, prefix := range []string{"$2a$", "$2b$", "$2y$"} {
+		raw, err := bcrypt.GenerateFromPassword([]byte("correct horse battery"), 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc := prefix + string(raw[4:])
+		if err := password.CheckImported(enc); err != nil {
+			t.Fatalf("%s: CheckImported: %v", prefix, err)
+		}
+		before := h.Computed()
+		if ok, err := h.Verify(context.Background(), "correct horse battery", enc); !ok || err != nil {
+			t.Errorf("%s right password: got %v, %v, want true, nil", prefix, ok, err)
+		}
+		if ok, err := h.Verify(context.Background(), "wrong horse battery", enc); ok || err != nil {
+			t.Errorf("%s wrong password: got %v, %v, want false, nil", prefix, ok, err)
+		}
+		if got := h.Computed() - before; got != 2 {
+			t.Errorf("%s: got %d hashes computed, want 2", prefix, got)
+		}
+	}
+}
+
+func TestCheckImported(t *testing.T) {
+	argon, err := newHasher(t).Hash(context.Background(), "password1234")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, encoded string
+		ok            bool
+	}{
+		{"argon2id", argon, true},
+		{"bcrypt", "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy", true},
+		{"bcrypt cost 15", "$2b$15$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy", false},
+		{"argon2i", "$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g", false},
+		{"md5 crypt", "$1$saltsalt$abcdefghijklmnopqrstuv", false},
+		{"plaintext", "hunter2", false},
+		{"empty", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := password.CheckImported(tt.encoded); (err == nil) != tt.ok {
+				t.Errorf("got %v, want ok=%v", err, tt.ok)
+			}
+		})
 	}
 }

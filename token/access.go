@@ -38,6 +38,21 @@ type Claims struct {
 	Audience  []string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// AMR lists how the user proved who they are (RFC 8176: "pwd", "otp",
+	// "hwk", "ext"…); AuthTime is when they last did. Both are absent in
+	// tokens of sessions that predate them.
+	AMR      []string
+	AuthTime time.Time
+}
+
+// Subject is what an access token speaks for: a user's session, when it
+// ends (no token outlives it), and how and when the user authenticated.
+type Subject struct {
+	UserID    string
+	SessionID string
+	NotAfter  time.Time // the session's absolute expiry
+	AMR       []string
+	AuthTime  time.Time // zero: no auth_time claim
 }
 
 // Issuer signs access tokens with a Keyring's current key.
@@ -62,6 +77,10 @@ type payload struct {
 	Iat int64  `json:"iat"`
 	Exp int64  `json:"exp"`
 	Jti string `json:"jti"`
+	// auth_time and amr are optional (RFC 9068 §2.2.1), so absent, not
+	// zero, when unknown.
+	AuthTime int64    `json:"auth_time,omitempty"`
+	AMR      []string `json:"amr,omitempty"`
 }
 
 // Sign returns a compact JWS access token for the user's session, issued at
@@ -69,6 +88,12 @@ type payload struct {
 // issuer's TTL after now, but never after notAfter, the session's absolute
 // expiry, so that no token outlives the session it speaks for.
 func (i *Issuer) Sign(userID, sessionID string, now, notAfter time.Time) (token string, expiresAt time.Time, err error) {
+	return i.SignSubject(Subject{UserID: userID, SessionID: sessionID, NotAfter: notAfter}, now)
+}
+
+// SignSubject is Sign with the amr and auth_time claims of s.
+func (i *Issuer) SignSubject(s Subject, now time.Time) (token string, expiresAt time.Time, err error) {
+	userID, sessionID, notAfter := s.UserID, s.SessionID, s.NotAfter
 	k := i.keys.current()
 	if k == nil {
 		return "", time.Time{}, internal("sign access token", errors.New("no signing key installed"))
@@ -90,6 +115,7 @@ func (i *Issuer) Sign(userID, sessionID string, now, notAfter time.Time) (token 
 	claims, err := json.Marshal(payload{
 		Iss: i.issuer, Aud: i.audience, Sub: userID, Sid: sessionID,
 		Iat: now.Unix(), Exp: exp, Jti: base64.RawURLEncoding.EncodeToString(jti[:]),
+		AuthTime: unixOrZero(s.AuthTime), AMR: s.AMR,
 	})
 	if err != nil {
 		return "", time.Time{}, internal("sign access token", fmt.Errorf("encode claims: %w", err))
@@ -104,6 +130,13 @@ func (i *Issuer) Sign(userID, sessionID string, now, notAfter time.Time) (token 
 	b = append(b, '.')
 	b = enc.AppendEncode(b, sig)
 	return string(b), time.Unix(exp, 0).UTC(), nil
+}
+
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }
 
 func internal(op string, err error) *sessiond.Error {
@@ -145,7 +178,9 @@ func NewVerifier(keys *Keyring, issuer, audience string, clock sessiond.Clock, l
 // claims is what Verify decodes: just the registered claims and "sid".
 type claims struct {
 	jwt.RegisteredClaims
-	SessionID string `json:"sid"`
+	SessionID string   `json:"sid"`
+	AuthTime  *int64   `json:"auth_time"`
+	AMR       []string `json:"amr"`
 }
 
 // headerError is a refusal by the keyfunc; its text is the client message.
@@ -189,7 +224,16 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		Audience:  []string(c.Audience),
 		IssuedAt:  c.IssuedAt.UTC(),
 		ExpiresAt: c.ExpiresAt.UTC(),
+		AMR:       c.AMR,
+		AuthTime:  authTime(c.AuthTime),
 	}, nil
+}
+
+func authTime(t *int64) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return time.Unix(*t, 0).UTC()
 }
 
 // keyfunc checks the header and returns the public key its kid names.

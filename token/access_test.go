@@ -421,3 +421,42 @@ func BenchmarkBareEd25519Verify(b *testing.B) {
 		}
 	}
 }
+
+// TestSignSubjectAMR: amr and auth_time travel as RFC 8176 / OIDC claims
+// when the session knows them, and are absent, not zero, when it does not.
+func TestSignSubjectAMR(t *testing.T) {
+	f := newFixture(t)
+	authAt := t0.Add(-time.Hour)
+	cases := []struct {
+		name     string
+		sub      token.Subject
+		wantAMR  []string
+		wantAuth time.Time
+	}{
+		{"password", token.Subject{UserID: testUser, SessionID: testSession, NotAfter: sessionEnd, AMR: []string{"pwd"}, AuthTime: authAt}, []string{"pwd"}, authAt},
+		{"external", token.Subject{UserID: testUser, SessionID: testSession, NotAfter: sessionEnd, AMR: []string{"ext"}, AuthTime: authAt}, []string{"ext"}, authAt},
+		{"neither", token.Subject{UserID: testUser, SessionID: testSession, NotAfter: sessionEnd}, nil, time.Time{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tok, _, err := f.issuer.SignSubject(tc.sub, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := f.verifier.Verify(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(c.AMR, ",") != strings.Join(tc.wantAMR, ",") || !c.AuthTime.Equal(tc.wantAuth) {
+				t.Errorf("got amr %v auth_time %v, want %v %v", c.AMR, c.AuthTime, tc.wantAMR, tc.wantAuth)
+			}
+			var claims map[string]any
+			decodeSegment(t, strings.Split(tok, ".")[1], &claims)
+			_, hasAMR := claims["amr"]
+			_, hasAuth := claims["auth_time"]
+			if hasAMR != (tc.wantAMR != nil) || hasAuth != !tc.wantAuth.IsZero() {
+				t.Errorf("got claims %v, want amr and auth_time present only when known", claims)
+			}
+		})
+	}
+}

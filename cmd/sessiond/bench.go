@@ -27,10 +27,14 @@ func bindBenchFlags(fs *flag.FlagSet) *benchFlags {
 	fs.StringVar(&b.opt.Op, "op", "refresh", "operation: "+strings.Join(loadgen.Ops, "|"))
 	fs.IntVar(&b.opt.Concurrency, "c", 16, "concurrent workers, each with its own user and session")
 	fs.DurationVar(&b.opt.Duration, "d", 10*time.Second, "measured duration (after set-up)")
-	fs.BoolVar(&b.opt.Cleanup, "cleanup", b.opt.Cleanup, "end the sessions the run made when it is over")
+	fs.BoolVar(&b.opt.Cleanup, "cleanup", b.opt.Cleanup, "remove what the run made when it is over: its users, given an admin key in $"+benchAdminKeyEnv+", else their sessions")
 	fs.BoolVar(&b.asJSON, "json", false, "print the result as JSON")
 	return b
 }
+
+// benchAdminKeyEnv names the variable that gives bench an admin key, kept
+// out of the command line (and so out of ps).
+const benchAdminKeyEnv = "SESSIOND_BENCH_ADMIN_KEY"
 
 // runBench is `sessiond bench`: a load generator for a running sessiond.
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -40,6 +44,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	opt := b.opt
+	opt.AdminKey = getenv(benchAdminKeyEnv)
 	if isTerminal(stderr) && !b.asJSON {
 		opt.Progress = stderr
 	}
@@ -78,9 +83,12 @@ func printBench(w io.Writer, r *loadgen.Result, cleanup bool) {
 	for _, k := range keys {
 		fmt.Fprintf(w, "errors      %-40s %d\n", k, r.Errors[k])
 	}
-	if cleanup {
-		fmt.Fprintf(w, "cleanup     ended the sessions of %d users; the %d users (%s) stay: the API cannot delete users\n", r.SessionsEnded, r.Users, r.UserPattern)
-	} else {
+	switch {
+	case cleanup && r.UsersDeleted > 0 || cleanup && r.Users == 0:
+		fmt.Fprintf(w, "cleanup     deleted %d of the %d users the run made (%s)\n", r.UsersDeleted, r.Users, r.UserPattern)
+	case cleanup:
+		fmt.Fprintf(w, "cleanup     ended the sessions of %d users; the %d users (%s) stay: set %s to an admin key (sessiond admin-keys create) to delete them\n", r.SessionsEnded, r.Users, r.UserPattern, benchAdminKeyEnv)
+	default:
 		fmt.Fprintf(w, "left        %d users (%s) and their sessions\n", r.Users, r.UserPattern)
 	}
 }

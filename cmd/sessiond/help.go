@@ -63,9 +63,10 @@ retired, and until when it is published in the JWKS.`,
 	"bench": {usage: "sessiond bench [flags]", text: `Drive a running sessiond over HTTP with one user and session per worker, and
 report answered requests per second, latency percentiles, and errors by status
 and code; requests that got no answer count as connection errors. Exits
-non-zero when most requests failed. With -cleanup (the default) it ends every
-session it made; the users it signed up (bench-*@example.com) stay, since the
-HTTP API cannot delete a user yet.`},
+non-zero when most requests failed. With -cleanup (the default) it removes what
+it made: given an admin key in SESSIOND_BENCH_ADMIN_KEY (sessiond admin-keys
+create), it deletes the users it signed up (bench-*@example.com) through the
+admin API; without one it ends their sessions, and the users stay.`},
 	"secrets": {usage: "sessiond secrets reencrypt [flags]", text: `Re-seal every secret stored in an existing database (signing keys, refresh and
 login-throttle MAC secrets) under the newest key of SESSIOND_ENCRYPTION_KEY,
 encrypting those still stored in the clear. Every value is opened first, so a

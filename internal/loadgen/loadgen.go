@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -34,10 +35,13 @@ type Options struct {
 	Duration    time.Duration // measured time, after set-up
 	// Progress, when set, gets a live line about once a second.
 	Progress io.Writer
-	// Cleanup ends every session the run made (POST /v1/logout-all for each
-	// worker's user) once it is over. The users stay: sessiond's HTTP API
-	// has no way to delete one.
+	// Cleanup removes what the run made once it is over: with AdminKey,
+	// every user it signed up (DELETE /admin/v1/users/{id}, which ends their
+	// sessions too); without, only their sessions (POST /v1/logout-all),
+	// since the public API cannot delete a user.
 	Cleanup bool
+	// AdminKey is an admin API key, for Cleanup to delete users with.
+	AdminKey string
 }
 
 // Result is what a run measured.
@@ -62,6 +66,8 @@ type Result struct {
 	Users         int    `json:"users"`
 	UserPattern   string `json:"user_pattern"`
 	SessionsEnded int    `json:"sessions_ended"`
+	// UsersDeleted counts the users Cleanup deleted (with an admin key).
+	UsersDeleted int `json:"users_deleted"`
 }
 
 // Attempts is every request made in the measured part, answered or not.
@@ -79,7 +85,8 @@ type worker struct {
 	errs     map[string]int64
 	ok       int64
 	connErrs int64
-	users    int // signed up by this worker
+	users    int      // signed up by this worker
+	userIDs  []string // of those users, for Cleanup to delete
 }
 
 // Run sets up one user and session per worker, then drives opt.Op for
@@ -165,7 +172,9 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	stopProgress()
 	r := summarize(opt, workers, elapsed)
 	r.UserPattern = "*bench-" + run + "-*@example.com"
-	if opt.Cleanup {
+	if opt.Cleanup && opt.AdminKey != "" {
+		r.UsersDeleted = deleteUsers(ctx, workers, opt.AdminKey)
+	} else if opt.Cleanup {
 		r.SessionsEnded = cleanUp(ctx, workers)
 	}
 	return r, nil
@@ -198,6 +207,26 @@ func cleanUp(ctx context.Context, workers []*worker) int {
 	}
 	wg.Wait()
 	return int(ended.Load())
+}
+
+// deleteUsers deletes every user the run signed up through the admin API
+// and returns how many, like cleanUp also after ctx ended, within a bound.
+func deleteUsers(ctx context.Context, workers []*worker, adminKey string) int {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	var deleted atomic.Int64
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(func() {
+			for _, id := range w.userIDs {
+				if _, err := w.call(ctx, "DELETE", "/admin/v1/users/"+url.PathEscape(id), nil, adminKey, http.StatusNoContent); err == nil {
+					deleted.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return int(deleted.Load())
 }
 
 func summarize(opt Options, workers []*worker, elapsed time.Duration) *Result {
@@ -266,16 +295,27 @@ func (w *worker) setUp(ctx context.Context, op string) error {
 		return nil
 	}
 	return retryBusy(ctx, func() error {
-		_, err := w.call(ctx, "POST", "/v1/signup", map[string]string{"email": w.email, "password": w.password}, "", http.StatusCreated)
+		body, err := w.call(ctx, "POST", "/v1/signup", map[string]string{"email": w.email, "password": w.password}, "", http.StatusCreated)
 		var se *statusError
 		if errors.As(err, &se) && se.code == "email_taken" {
 			return nil // an earlier try got through after all
 		}
 		if err == nil {
-			w.users++
+			w.signedUp(body)
 		}
 		return err
 	}, func() error { return w.login(ctx) })
+}
+
+// signedUp counts a user the worker made and keeps its id for Cleanup.
+func (w *worker) signedUp(body []byte) {
+	w.users++
+	var u struct {
+		UserID string `json:"user_id"`
+	}
+	if json.Unmarshal(body, &u) == nil && u.UserID != "" {
+		w.userIDs = append(w.userIDs, u.UserID)
+	}
 }
 
 // retryBusy runs each step, retrying one that gets 503 for up to a minute.
@@ -340,9 +380,10 @@ func (w *worker) do(ctx context.Context, op string) (ok, answered bool) {
 	switch op {
 	case "signup":
 		w.seq++
-		_, err = w.call(ctx, "POST", "/v1/signup", map[string]string{"email": fmt.Sprintf("%d.%s", w.seq, w.email), "password": w.password}, "", http.StatusCreated)
+		var body []byte
+		body, err = w.call(ctx, "POST", "/v1/signup", map[string]string{"email": fmt.Sprintf("%d.%s", w.seq, w.email), "password": w.password}, "", http.StatusCreated)
 		if err == nil {
-			w.users++
+			w.signedUp(body)
 		}
 	case "login":
 		err = w.login(ctx)
