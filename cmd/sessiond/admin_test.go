@@ -15,6 +15,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/sessiond/sessiond/internal/app"
+	"github.com/sessiond/sessiond/seal"
 )
 
 // adminCLI runs `sessiond admin-keys args…` on e's database.
@@ -345,6 +346,16 @@ func TestWebhookRetriedAndSignedAfresh(t *testing.T) {
 			}
 		}
 		delivered(3)
+		m := e.metrics()
+		for _, want := range []string{
+			`sessiond_outbox_deliveries_total{channel="webhook",outcome="retry"}`,
+			`sessiond_outbox_deliveries_total{channel="webhook",outcome="delivered"}`,
+			"sessiond_outbox_pending ", "sessiond_outbox_oldest_pending_seconds ",
+		} {
+			if !strings.Contains(m, want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
 
 		// Redeliver sends it again, signed for the new attempt, with a
 		// fresh count.
@@ -395,4 +406,67 @@ func TestAdminEventsPaging(t *testing.T) {
 	if len(ids) < 5 {
 		t.Errorf("paged through %d events, want at least the 5 listings", len(ids))
 	}
+}
+
+// TestWebhookSecretsSealedAtRest: with SESSIOND_ENCRYPTION_KEY, a webhook
+// secret is stored sealed, and `sessiond secrets reencrypt` seals the ones
+// stored in the clear and moves sealed ones to the newest key.
+func TestWebhookSecretsSealedAtRest(t *testing.T) {
+	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
+		url := dbURL(t)
+		allow := func(c *app.Config) { c.WebhookAllowPrivate = true }
+		e := newTestEnv(t, url, allow)
+		key := e.adminKey("ops")
+		clear := e.call("POST", "/admin/v1/webhooks", map[string]any{"url": "http://127.0.0.1:9/a", "events": []string{"*"}}, key).want(t, 201, "")
+
+		raw, err := app.OpenStore(context.Background(), e.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		stored := func(id string) string {
+			t.Helper()
+			w, err := raw.WebhookEndpoint(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return w.Secret
+		}
+		if got := stored(clear.str("id")); got != clear.str("secret") {
+			t.Fatalf("without a key: stored %q, want the secret in the clear", got)
+		}
+
+		old, cur := seal.Generate(), seal.Generate()
+		reencrypt := func(keys string, want string) {
+			t.Helper()
+			var out bytes.Buffer
+			err := run(context.Background(), []string{"secrets", "reencrypt"},
+				getenvFrom(map[string]string{"SESSIOND_DATABASE_URL": url, "SESSIOND_ENCRYPTION_KEY": keys}), &out, io.Discard)
+			if err != nil || !strings.HasPrefix(out.String(), want) {
+				t.Fatalf("reencrypt: got %q, %v; want %q", out.String(), err, want)
+			}
+		}
+		reencrypt(old, "re-encrypted 4 secrets") // signing key, two MAC secrets, the webhook's
+		if got := stored(clear.str("id")); !strings.HasPrefix(got, "sdseal1:") || strings.Contains(got, clear.str("secret")[6:]) {
+			t.Fatalf("after reencrypt: stored %q, want it sealed", got)
+		}
+
+		cfg := e.cfg
+		cfg.EncryptionKey = old
+		e2 := newTestEnvWith(t, cfg, nil, nil)
+		sealed := e2.call("POST", "/admin/v1/webhooks", map[string]any{"url": "http://127.0.0.1:9/b", "events": []string{"*"}}, key).want(t, 201, "")
+		if got := stored(sealed.str("id")); !strings.HasPrefix(got, "sdseal1:") {
+			t.Fatalf("created with a key: stored %q, want it sealed", got)
+		}
+
+		reencrypt(cur+","+old, "re-encrypted 5 secrets")
+		cfg.EncryptionKey = cur
+		e3 := newTestEnvWith(t, cfg, nil, nil)
+		for _, w := range []*response{clear, sealed} {
+			got, err := e3.app.Store.WebhookEndpoint(context.Background(), w.str("id"))
+			if err != nil || got.Secret != w.str("secret") {
+				t.Errorf("under the new key alone: got %v, %v; want the secret shown at creation", got, err)
+			}
+		}
+	})
 }
