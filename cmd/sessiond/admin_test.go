@@ -470,3 +470,35 @@ func TestWebhookSecretsSealedAtRest(t *testing.T) {
 		}
 	})
 }
+
+// TestEventRetention: the sweep deletes events older than
+// SESSIOND_EVENT_RETENTION; a cursor naming a deleted event is refused
+// with 400, so that a poller knows to start again.
+func TestEventRetention(t *testing.T) {
+	e := newTestEnv(t, "sqlite:"+t.TempDir()+"/s.db", func(c *app.Config) { c.EventRetention = 24 * time.Hour })
+	key := e.adminKey("ops")
+	e.call("GET", "/admin/v1/webhooks", nil, key).want(t, 200, "")
+	r := e.call("GET", "/admin/v1/events", nil, key).want(t, 200, "")
+	old := r.Body["events"].([]any)[0].(map[string]any)["id"].(string)
+
+	e.clock.Advance(23 * time.Hour)
+	if _, err := e.app.SweepOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.call("GET", "/admin/v1/events?after="+old, nil, key).want(t, 200, "")
+
+	e.clock.Advance(2 * time.Hour)
+	if _, err := e.app.SweepOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.call("GET", "/admin/v1/events?after="+old, nil, key).want(t, 400, "invalid_request")
+	r = e.call("GET", "/admin/v1/events", nil, key).want(t, 200, "")
+	for _, ev := range r.Body["events"].([]any) {
+		if ev.(map[string]any)["id"] == old {
+			t.Errorf("event %s outlived the retention", old)
+		}
+	}
+	if n := len(r.Body["events"].([]any)); n != 2 {
+		t.Errorf("got %d events, want the 2 calls made after the first day", n)
+	}
+}
