@@ -177,10 +177,20 @@ func lockForMigration(ctx context.Context, path string) (unlock func(), err erro
 	if err != nil {
 		return nil, fmt.Errorf("open migration lock: %w", err)
 	}
-	conn, err := ldb.Conn(ctx)
-	if err != nil {
-		ldb.Close()
-		return nil, fmt.Errorf("open migration lock: %w", err)
+	// Opening runs the pragmas, and setting the journal mode waits for the
+	// lock too: a migration that holds it longer than busy_timeout (a slow
+	// disk, a loaded machine) must be waited for here as well.
+	var conn *sql.Conn
+	for {
+		conn, err = ldb.Conn(ctx)
+		if err == nil {
+			break
+		}
+		var e *sqlite.Error
+		if !errors.As(err, &e) || e.Code()&0xff != sqlite3.SQLITE_BUSY || ctx.Err() != nil {
+			ldb.Close()
+			return nil, fmt.Errorf("open migration lock: %w", err)
+		}
 	}
 	for {
 		_, err = conn.ExecContext(ctx, "BEGIN EXCLUSIVE")
