@@ -29,6 +29,8 @@ func TestDependencies(t *testing.T) {
 		mod + "/storetest":       {mod},
 		mod + "/outbox":          {mod}, // the delivery loop: no channel's transport
 		mod + "/webhook":         {mod, mod + "/outbox"},
+		mod + "/mail":            {mod, mod + "/outbox"},
+		mod + "/mail/mailtest":   {}, // a test SMTP server: none of our code
 		mod + "/internal/pgtest": {},
 		mod + "/api":             {},
 		mod + "/client":          {}, // for other services: no sessiond code at all
