@@ -177,17 +177,15 @@ func lockForMigration(ctx context.Context, path string) (unlock func(), err erro
 	if err != nil {
 		return nil, fmt.Errorf("open migration lock: %w", err)
 	}
-	// Opening runs the pragmas, and setting the journal mode waits for the
-	// lock too: a migration that holds it longer than busy_timeout (a slow
-	// disk, a loaded machine) must be waited for here as well.
+	// Connecting sets the journal mode, which needs the lock too: while
+	// another process migrates, it is as busy as BEGIN below.
 	var conn *sql.Conn
 	for {
 		conn, err = ldb.Conn(ctx)
 		if err == nil {
 			break
 		}
-		var e *sqlite.Error
-		if !errors.As(err, &e) || e.Code()&0xff != sqlite3.SQLITE_BUSY || ctx.Err() != nil {
+		if !isBusy(err) || ctx.Err() != nil {
 			ldb.Close()
 			return nil, fmt.Errorf("open migration lock: %w", err)
 		}
@@ -197,8 +195,7 @@ func lockForMigration(ctx context.Context, path string) (unlock func(), err erro
 		if err == nil {
 			break
 		}
-		var e *sqlite.Error
-		if !errors.As(err, &e) || e.Code()&0xff != sqlite3.SQLITE_BUSY || ctx.Err() != nil {
+		if !isBusy(err) || ctx.Err() != nil {
 			conn.Close()
 			ldb.Close()
 			return nil, fmt.Errorf("take migration lock: %w", err)
@@ -210,6 +207,13 @@ func lockForMigration(ctx context.Context, path string) (unlock func(), err erro
 		conn.Close()
 		ldb.Close()
 	}, nil
+}
+
+// isBusy reports SQLITE_BUSY (any extended code): another connection holds
+// the lock that busy_timeout waited for.
+func isBusy(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // Ping reports whether the database answers. It asks the read pool, so a

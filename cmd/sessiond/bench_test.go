@@ -85,7 +85,10 @@ func TestBenchCountsOnlyAnsweredRequests(t *testing.T) {
 			if r.Requests > gotAnswers || r.Requests < gotAnswers-workers || r.OK != r.Requests {
 				t.Errorf("bench counted %d requests answered (%d ok); the server answered %d", r.Requests, r.OK, gotAnswers)
 			}
-			if r.ConnectionErrors > hungUp.Load() || r.ConnectionErrors < hungUp.Load()-workers || r.Errors["connection closed"] != r.ConnectionErrors {
+			// net/http retries a GET once on a fresh connection when a
+			// reused one is closed before any answer, so the server may
+			// hang up on up to two tries of one failed request.
+			if r.ConnectionErrors > hungUp.Load() || 2*r.ConnectionErrors < hungUp.Load()-workers || r.Errors["connection closed"] != r.ConnectionErrors {
 				t.Errorf("bench counted %d connection errors (errors %v); the server hung up on %d", r.ConnectionErrors, r.Errors, hungUp.Load())
 			}
 			if answered == 0 && r.ConnectionErrors == 0 {

@@ -256,7 +256,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"keys", "-h"}, []string{"Usage: sessiond keys rotate|list", "rotate", "list"}, nil, true},
 		{[]string{"keys", "rotate", "-h"}, []string{"Usage: sessiond keys rotate", "-key-reload"}, []string{"-max-sessions", "Usage: sessiond keys list"}, true},
 		{[]string{"keys", "list", "-h"}, []string{"Usage: sessiond keys list", "-database-url"}, []string{"-max-sessions", "sessiond bench"}, true},
-		{[]string{"bench", "-h"}, []string{"Usage: sessiond bench", "-cleanup", "-op"}, []string{"SESSIOND_"}, true},
+		{[]string{"bench", "-h"}, []string{"Usage: sessiond bench", "-cleanup", "-op", "SESSIOND_BENCH_ADMIN_KEY"}, []string{"[SESSIOND_"}, true},
 		{[]string{"version", "-h"}, []string{"Usage: sessiond version"}, nil, true},
 		{[]string{"help", "keys", "list"}, []string{"Usage: sessiond keys list", "-database-url"}, []string{"-max-sessions"}, false},
 		{[]string{"help", "bench"}, []string{"Usage: sessiond bench", "-cleanup"}, nil, false},
