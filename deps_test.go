@@ -26,8 +26,8 @@ func TestDependencies(t *testing.T) {
 		mod + "/httpapi":         {mod, mod + "/api"},
 		mod + "/sqlite":          {mod},
 		mod + "/postgres":        {mod},
-		mod + "/storetest":       {mod},
-		mod + "/outbox":          {mod}, // the delivery loop: no channel's transport
+		mod + "/storetest":       {mod, mod + "/auth"}, // the suite proves auth's algorithms on each store
+		mod + "/outbox":          {mod},                // the delivery loop: no channel's transport
 		mod + "/webhook":         {mod, mod + "/outbox"},
 		mod + "/mail":            {mod, mod + "/outbox"},
 		mod + "/mail/mailtest":   {}, // a test SMTP server: none of our code

@@ -2,6 +2,7 @@ package sessiond_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +54,23 @@ func TestEventTypesAreDistinct(t *testing.T) {
 	}
 	if got, want := len(seen), 16; got != want { // the 15 of user changes and admin.request
 		t.Errorf("got %d event types, want %d", got, want)
+	}
+}
+
+func TestNewEventIDIsVersion7AndIncreasing(t *testing.T) {
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	prev := ""
+	for i := range 1000 {
+		id := sessiond.NewEventID(at)
+		if len(id) != 36 || id[14] != '7' || !strings.ContainsRune("89ab", rune(id[19])) {
+			t.Fatalf("id %q: want a version 7, variant 10 UUID", id)
+		}
+		if id <= prev {
+			t.Fatalf("id %d: got %s after %s, want ids of one millisecond to increase", i, id, prev)
+		}
+		prev = id
+	}
+	if a, b := sessiond.NewEventID(at), sessiond.NewEventID(at.Add(time.Millisecond)); a[:13] >= b[:13] {
+		t.Errorf("got %s then %s a millisecond later, want the later to sort after", a, b)
 	}
 }

@@ -126,6 +126,10 @@ type EventStore interface {
 	// InsertEvent stores e; a second event with its id is refused with
 	// CodeInvalidRequest.
 	InsertEvent(ctx context.Context, e *Event) error
+	// Events lists at most q.Limit events oldest first (by occurred_at,
+	// then id): those after the event q.After if it is set, of q.UserID and
+	// of q.Type where set.
+	Events(ctx context.Context, q EventQuery) ([]Event, error)
 	// CreateWebhookEndpoint stores a new endpoint.
 	CreateWebhookEndpoint(ctx context.Context, w *WebhookEndpoint) error
 	// WebhookEndpoint returns the endpoint id; CodeNotFound if none.

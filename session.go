@@ -25,6 +25,12 @@ type Session struct {
 	ExpiresAt  time.Time // absolute expiry: CreatedAt + session TTL
 	UserAgent  string
 	IP         string
+
+	// AMR is how the user proved who they are at login (RFC 8176 values:
+	// "pwd", "ext", ...), and AuthTime when; every access token of the
+	// session carries both. A zero AuthTime means CreatedAt.
+	AMR      []string
+	AuthTime time.Time
 }
 
 // Policy is the part of the configuration that decides about sessions.
@@ -107,30 +113,22 @@ func SortMostRecentlyUsed(sessions []Session) {
 	sort.Slice(sessions, func(i, j int) bool { return lessRecentlyUsed(&sessions[j], &sessions[i]) })
 }
 
-// SessionStore persists sessions. Every method that decides on expiry takes
-// now from the caller's clock.
+// SessionStore is what the stores offer about sessions outside a unit of
+// work (Tx): reads, the refresh fast path and the background sweep. Every
+// method that decides on expiry takes now from the caller's clock. Logins,
+// logouts and the refresh slow path are package auth's algorithms on Tx.
 type SessionStore interface {
-	// CreateSession stores s for s.UserID in one transaction with the user
-	// locked: it deletes the user's expired sessions and evicts live ones
-	// (Evictions) so that with s at most p.MaxSessions are live. It returns
-	// the ids of the evicted live sessions. CodeNotFound if the user is gone.
-	CreateSession(ctx context.Context, s *Session, now time.Time, p Policy) (evicted []string, err error)
+	// RefreshCurrent is the fast path of a refresh, one statement: if a is
+	// the current token of a live session, it stamps LastUsedAt with now
+	// and, when p.Rotate, advances the token to a.NextHash, and returns
+	// the session as it now is. nil, and no error, for any other token:
+	// the caller then reads the session (Session) and classifies a
+	// (ClassifyRefresh) with nothing held.
+	RefreshCurrent(ctx context.Context, a *RefreshAttempt, now time.Time, p Policy) (*Session, error)
 
-	// RefreshSession applies a refresh attempt (see ClassifyRefresh)
-	// atomically and returns the session as it now is. On a current token it
-	// stamps LastUsedAt with now and, when p.Rotate, advances the token to
-	// a.NextHash; inside the grace window it stamps LastUsedAt only. The
-	// ancestor walk of ClassifyRefresh runs with no lock or transaction
-	// held; the verdict is applied only to the row it was made on.
-	// Codes: CodeInvalidRefreshToken, CodeSessionExpired (the session is
-	// deleted), CodeRefreshTokenReused (the session is deleted; the error
-	// wraps a *RefreshReuse naming the session's user).
-	RefreshSession(ctx context.Context, a *RefreshAttempt, now time.Time, p Policy) (*Session, error)
-
-	// EndSessionByRefresh deletes the session a refresh token belongs to, as
-	// long as the token is of that session's chain (current, superseded or an
-	// ancestor within p.MaxAncestorSteps). CodeInvalidRefreshToken otherwise.
-	EndSessionByRefresh(ctx context.Context, a *RefreshAttempt, p Policy) error
+	// Session returns session id outside any transaction, from wherever
+	// reads are cheapest; nil, and no error, if there is none.
+	Session(ctx context.Context, id string) (*Session, error)
 
 	// LiveSession returns the user's session id if it is live at now.
 	// CodeNotFound if it does not exist, belongs to another user or expired.
@@ -138,13 +136,6 @@ type SessionStore interface {
 
 	// ListSessions returns the user's live sessions, most recently used first.
 	ListSessions(ctx context.Context, userID string, now time.Time, p Policy) ([]Session, error)
-
-	// DeleteSession deletes the user's session id. CodeNotFound if the user
-	// has no such session.
-	DeleteSession(ctx context.Context, userID, id string) error
-
-	// DeleteUserSessions deletes every session of the user and returns how many.
-	DeleteUserSessions(ctx context.Context, userID string) (int, error)
 
 	// DeleteExpiredSessions deletes at most limit sessions expired at now and
 	// returns how many it deleted.

@@ -4,9 +4,10 @@
 // evicts, what a presented refresh token is to its session).
 //
 // It imports only the standard library. Start reading at session.go for the
-// session cap and refresh.go for refresh-token rotation; the use cases that
-// apply these rules live in package auth, the SQL in packages sqlite and
-// postgres.
+// session cap and refresh.go for refresh-token rotation; tx.go is the unit of
+// work (Store.Tx and the named statements of Tx) through which the use cases
+// in package auth apply these rules and record events (event.go) in one
+// transaction; the SQL lives in packages sqlite and postgres.
 package sessiond
 
 import (
@@ -33,6 +34,7 @@ type Store interface {
 	SessionStore
 	KeyStore
 	AttemptStore
+	TxStore
 	// Ping reports whether the database answers; CodeUnavailable if not.
 	Ping(ctx context.Context) error
 	// Close releases the database.

@@ -26,4 +26,7 @@ type UserStore interface {
 	UserByEmail(ctx context.Context, email string) (*User, error)
 	// UserByID returns the user with that id. CodeNotFound.
 	UserByID(ctx context.Context, id string) (*User, error)
+	// Users returns at most limit users in id order, those after the id
+	// after (all when it is empty).
+	Users(ctx context.Context, after string, limit int) ([]User, error)
 }

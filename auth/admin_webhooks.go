@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -90,53 +89,16 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, key string) (sessiond.A
 	return sessiond.Actor{KeyName: k.Name}, nil
 }
 
-// RecordAdminRequest records one admin call as an admin.request event.
+// RecordAdminRequest records one admin call as an admin.request event,
+// fanned out to its subscribers in the same transaction like every event.
 func (s *Service) RecordAdminRequest(ctx context.Context, r sessiond.AdminRequest) error {
-	return s.recordEvent(ctx, &sessiond.Event{
-		ID: sessiond.NewID(), Type: sessiond.EventAdminRequest, OccurredAt: s.now(), IP: r.IP, UserAgent: r.UserAgent,
-		Data: map[string]any{"actor": r.Actor.KeyName, "method": r.Method, "path": r.Path, "status": r.Status},
-	})
-}
-
-// recordEvent stores e and a webhook delivery of it for every endpoint
-// subscribed to its type.
-//
-// The event and its deliveries are separate writes here, so a crash
-// between them loses the deliveries; changes that record events do both in
-// their own transaction instead.
-func (s *Service) recordEvent(ctx context.Context, e *sessiond.Event) error {
-	st, err := s.adminStore()
-	if err != nil {
-		return err
-	}
-	if err := st.InsertEvent(ctx, e); err != nil {
-		return fmt.Errorf("record event: %w", err)
-	}
-	eps, err := st.WebhookEndpoints(ctx)
-	if err != nil {
-		return fmt.Errorf("record event: %w", err)
-	}
-	payload, err := json.Marshal(e)
-	if err != nil {
-		return fmt.Errorf("record event: %w", err)
-	}
-	var msgs []*sessiond.OutboxMessage
-	for _, ep := range eps {
-		if slices.Contains(ep.Events, "*") || slices.Contains(ep.Events, e.Type) {
-			msgs = append(msgs, &sessiond.OutboxMessage{ID: sessiond.NewID(), Channel: sessiond.ChannelWebhook,
-				Target: ep.ID, EventID: e.ID, Payload: payload, CreatedAt: e.OccurredAt})
-		}
-	}
-	if len(msgs) == 0 {
-		return nil
-	}
-	if err := st.InsertOutbox(ctx, msgs...); err != nil {
-		return fmt.Errorf("record event: %w", err)
-	}
-	if s.admin.notify != nil {
+	o := Origin{IP: r.IP, UserAgent: r.UserAgent, Actor: r.Actor.KeyName}
+	e := o.event(sessiond.EventAdminRequest, "", "", map[string]any{"method": r.Method, "path": r.Path, "status": r.Status})
+	err := s.store.Tx(ctx, func(tx sessiond.Tx) error { return record(tx, s.now(), e) })
+	if err == nil && s.admin.notify != nil {
 		s.admin.notify()
 	}
-	return nil
+	return err
 }
 
 // Events lists events oldest first, a page at a time.

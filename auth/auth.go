@@ -1,10 +1,17 @@
 // Package auth holds sessiond's use cases: signup, login under the session
 // cap, refresh with rotation, logout, and authenticating access tokens. It
 // knows neither HTTP nor SQL: it validates input, hashes passwords (package
-// password), mints tokens (package token) and lets a sessiond.Store apply the
-// domain rules in its transactions.
+// password), mints tokens (package token), and runs each change as one unit
+// of work: a store transaction (sessiond.Store.Tx) in which the algorithm,
+// written once here for every store, applies the root package's rules
+// through the store's named statements (sessiond.Tx) and records the
+// change's event and its webhook deliveries (record, events.go), so that
+// they commit or roll back together.
 //
-// Start at Service.Login; the cap itself is sessiond.Evictions.
+// Start at Service.Login and CreateSession (login.go); the cap itself is
+// sessiond.Evictions. Refresh is RefreshSession (refresh.go), logouts are
+// in sessions.go. The algorithms are exported so that package storetest
+// proves them against every store.
 //
 // # Throttling (throttle.go)
 //
@@ -228,8 +235,15 @@ func (s *Service) Signup(ctx context.Context, email, pw string, c sessiond.Clien
 		s.release(ctx, counts)
 		return nil, err
 	}
-	u := &sessiond.User{ID: sessiond.NewID(), Email: email, PasswordHash: hash, CreatedAt: s.now()}
-	if err := s.store.CreateUser(ctx, u); err != nil {
+	now := s.now()
+	u := &sessiond.User{ID: sessiond.NewID(), Email: email, PasswordHash: hash, CreatedAt: now}
+	err = s.store.Tx(ctx, func(tx sessiond.Tx) error {
+		if err := tx.InsertUser(u); err != nil {
+			return err
+		}
+		return record(tx, now, origin(c).event(sessiond.EventUserCreated, u.ID, "", nil))
+	})
+	if err != nil {
 		if sessiond.ErrorCode(err) != sessiond.CodeEmailTaken {
 			s.release(ctx, counts)
 		}
@@ -238,10 +252,16 @@ func (s *Service) Signup(ctx context.Context, email, pw string, c sessiond.Clien
 	return u, nil
 }
 
+// origin is the Origin of a request by c.
+func origin(c sessiond.ClientInfo) Origin {
+	return Origin{IP: c.IP, UserAgent: truncateUTF8(c.UserAgent, maxUserAgent)}
+}
+
 var errCredentials = sessiond.Errorf(sessiond.CodeInvalidCredentials, "email or password is incorrect")
 
-// Login checks the password and creates a session; the store evicts the
-// least recently used sessions beyond the cap in the same transaction.
+// Login checks the password and creates a session (CreateSession's
+// algorithm: the cap and LRU eviction, in one transaction with its events).
+// A disabled account is told so only once the password checked out.
 func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.ClientInfo) (*sessiond.Tokens, error) {
 	email = NormalizeEmail(email)
 	if err := checkEmailCharacters(email); err != nil {
@@ -258,28 +278,60 @@ func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.Client
 		if sessiond.ErrorCode(err) != sessiond.CodeInvalidCredentials {
 			s.release(ctx, counts) // not a guess: the hashing slots were busy, or the database down
 		}
+		if u != nil {
+			s.loginFailed(ctx, u, c, "wrong_password")
+		}
 		return nil, err
 	}
 	if err := s.loginSucceeded(ctx, counts); err != nil {
 		return nil, err
 	}
+	if u.Disabled {
+		s.loginFailed(ctx, u, c, "account_disabled")
+		return nil, errDisabled
+	}
 
 	now := s.now()
+	o := origin(c)
 	sess := &sessiond.Session{
 		ID:         sessiond.NewID(),
 		UserID:     u.ID,
 		CreatedAt:  now,
 		LastUsedAt: now,
 		ExpiresAt:  now.Add(s.policy.SessionTTL),
-		UserAgent:  truncateUTF8(c.UserAgent, maxUserAgent),
+		UserAgent:  o.UserAgent,
 		IP:         c.IP,
+		AMR:        []string{"pwd"},
+		AuthTime:   now,
 	}
 	rt, hash, err := s.refresher.Mint(sess.ID)
 	if err != nil {
 		return nil, err
 	}
 	sess.RefreshHash = hash
-	evicted, err := s.store.CreateSession(ctx, sess, now, s.policy)
+	// An imported (bcrypt) or weaker hash is replaced, now that the
+	// password is known, in the login's own transaction.
+	rehash := ""
+	if s.hasher.NeedsRehash(u.PasswordHash) {
+		if rehash, err = s.hasher.Hash(ctx, pw); err != nil {
+			return nil, err
+		}
+	}
+	var evicted []string
+	err = s.store.Tx(ctx, func(tx sessiond.Tx) error {
+		var err error
+		if _, evicted, err = openSession(tx, sess, now, s.policy, sessiond.MethodPassword, o); err != nil {
+			return err
+		}
+		if rehash != "" {
+			return tx.SetPasswordHash(u.ID, rehash)
+		}
+		return nil
+	})
+	if sessiond.ErrorCode(err) == sessiond.CodeAccountDisabled {
+		// Disabled between the password check and the transaction.
+		s.loginFailed(ctx, u, c, "account_disabled")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -298,9 +350,24 @@ func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.Client
 	return t, nil
 }
 
+// loginFailed records login.failed for a known user. It has no change to
+// ride on, so it is a transaction of its own; the answer to the client
+// does not wait on it succeeding, and a failure is only logged.
+func (s *Service) loginFailed(ctx context.Context, u *sessiond.User, c sessiond.ClientInfo, reason string) {
+	now := s.now()
+	err := s.store.Tx(ctx, func(tx sessiond.Tx) error {
+		return record(tx, now, origin(c).event(sessiond.EventLoginFailed, u.ID, "", map[string]any{"reason": reason}))
+	})
+	if err != nil {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "could not record a failed login",
+			slog.String("user_id", u.ID), slog.String("error", err.Error()))
+	}
+}
+
 // checkCredentials returns the user whose password pw is, or
 // errCredentials: the same answer, after the same hashing work, for an
-// unknown email and a wrong password.
+// unknown email and a wrong password. With a wrong password it returns the
+// user as well, for the failure's event.
 func (s *Service) checkCredentials(ctx context.Context, email, pw string) (*sessiond.User, error) {
 	u, err := s.store.UserByEmail(ctx, email)
 	switch {
@@ -317,20 +384,20 @@ func (s *Service) checkCredentials(ctx context.Context, email, pw string) (*sess
 		return nil, err
 	}
 	if !ok {
-		return nil, errCredentials
+		return u, errCredentials
 	}
 	return u, nil
 }
 
 // Refresh trades a refresh token for a new access token, and with rotation
-// on, the session's next refresh token.
+// on, the session's next refresh token (RefreshSession's algorithm).
 func (s *Service) Refresh(ctx context.Context, rt string) (*sessiond.Tokens, error) {
 	a, next, err := s.refresher.Attempt(rt)
 	if err != nil {
 		return nil, err
 	}
 	now := s.now()
-	sess, err := s.store.RefreshSession(ctx, a, now, s.policy)
+	sess, err := RefreshSession(ctx, s.store, a, now, s.policy, Origin{})
 	if err != nil {
 		if sessiond.ErrorCode(err) == sessiond.CodeRefreshTokenReused {
 			s.events.RefreshReuseDetected()
@@ -356,7 +423,15 @@ func (s *Service) Refresh(ctx context.Context, rt string) (*sessiond.Tokens, err
 }
 
 func (s *Service) tokens(sess *sessiond.Session, rt string, now time.Time) (*sessiond.Tokens, error) {
-	at, exp, err := s.issuer.Sign(sess.UserID, sess.ID, now, sess.ExpiresAt)
+	// A session keeps how and when its user signed in, so every refresh
+	// issues the claims the login did.
+	authTime := sess.AuthTime
+	if authTime.IsZero() && len(sess.AMR) > 0 {
+		authTime = sess.CreatedAt
+	}
+	at, exp, err := s.issuer.SignSubject(token.Subject{
+		UserID: sess.UserID, SessionID: sess.ID, NotAfter: sess.ExpiresAt, AMR: sess.AMR, AuthTime: authTime,
+	}, now)
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +451,7 @@ func (s *Service) LogoutRefresh(ctx context.Context, rt string) error {
 	if err != nil {
 		return err
 	}
-	return s.store.EndSessionByRefresh(ctx, a, s.policy)
+	return EndSessionByRefresh(ctx, s.store, a, s.now(), s.policy, Origin{})
 }
 
 // Authenticate verifies an access token offline, then checks that its
@@ -393,16 +468,6 @@ func (s *Service) Authenticate(ctx context.Context, at string) (*sessiond.Princi
 		return nil, err
 	}
 	return &sessiond.Principal{UserID: c.Subject, SessionID: c.SessionID, ExpiresAt: c.ExpiresAt}, nil
-}
-
-// Logout ends the principal's session.
-func (s *Service) Logout(ctx context.Context, p *sessiond.Principal) error {
-	err := s.store.DeleteSession(ctx, p.UserID, p.SessionID)
-	if sessiond.ErrorCode(err) == sessiond.CodeNotFound {
-		// Ended concurrently: the caller's wish holds either way.
-		return nil
-	}
-	return err
 }
 
 // Me returns the principal's user.

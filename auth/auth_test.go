@@ -20,9 +20,24 @@ type reusedStore struct {
 	session *sessiond.Session
 }
 
-func (s reusedStore) RefreshSession(_ context.Context, a *sessiond.RefreshAttempt, _ time.Time, _ sessiond.Policy) (*sessiond.Session, error) {
-	return nil, sessiond.ErrRefreshReused(s.session, a)
+func (s reusedStore) RefreshCurrent(context.Context, *sessiond.RefreshAttempt, time.Time, sessiond.Policy) (*sessiond.Session, error) {
+	return nil, nil
 }
+
+// Session returns the session a generation ahead of the token, with an
+// ancestor walk that always matches: a reused token.
+func (s reusedStore) Session(context.Context, string) (*sessiond.Session, error) {
+	return s.session, nil
+}
+
+// Tx runs fn on a transaction whose every statement succeeds.
+func (s reusedStore) Tx(_ context.Context, fn sessiond.TxFunc) error { return fn(okTx{}) }
+
+type okTx struct{ sessiond.Tx }
+
+func (okTx) DeleteIfUnchanged(*sessiond.Session) (bool, error) { return true, nil }
+func (okTx) InsertEvent(*sessiond.Event) error                 { return nil }
+func (okTx) WebhookSubscribers(string) ([]string, error)       { return nil, nil }
 
 func TestRefreshReuseLogsUserID(t *testing.T) {
 	refresher, err := token.NewRefresher(bytes.Repeat([]byte{7}, 32))
@@ -34,6 +49,18 @@ func TestRefreshReuseLogsUserID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The session is four rotations ahead of rt.
+	cur := rt
+	for range 4 {
+		if _, cur, err = refresher.Attempt(cur); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _, err := refresher.Attempt(cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess.RefreshHash = a.Hash
 	var logs bytes.Buffer
 	svc := auth.New(auth.Deps{
 		Store:     reusedStore{session: sess},

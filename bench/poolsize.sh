@@ -21,7 +21,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; psql -q $pg/postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; rm -rf "$w"; }
 trap cleanup EXIT
 for n in "${sizes[@]}"; do
-	SESSIOND_ADDR=127.0.0.1:$((18400 + n)) SESSIOND_DATABASE_URL="$pg/$db?sslmode=disable&pool_max_conns=$n" $w/sessiond >$w/sd$n.log 2>&1 &
+	SESSIOND_ADDR=127.0.0.1:$((18400 + n)) SESSIOND_PUBLIC_URL=http://127.0.0.1:$((18400 + n)) SESSIOND_SIGNUP_RATE=1000000 SESSIOND_DATABASE_URL="$pg/$db?sslmode=disable&pool_max_conns=$n" $w/sessiond >$w/sd$n.log 2>&1 &
 	pids+=($!)
 done
 cpu_of() { for p in "$@"; do awk '{print $14+$15}' /proc/$p/stat 2>/dev/null || true; done | awk '{s+=$1} END {print s+0}'; }

@@ -34,7 +34,7 @@ echo "seeding $users users, $((users * 5)) live and $expired expired sessions"
 psql -Atq "$big" -c "SELECT 'big database: ' || pg_size_pretty(pg_database_size(current_database())) || ', sessions ' || (SELECT count(*) FROM sessions)"
 
 serve() { # port url sweep-interval
-	SESSIOND_ADDR=127.0.0.1:$1 SESSIOND_PUBLIC_URL=http://127.0.0.1:$1 SESSIOND_DATABASE_URL=$2 SESSIOND_SWEEP_INTERVAL=$3 "$work/sessiond" >"$work/$1.log" 2>&1 &
+	SESSIOND_ADDR=127.0.0.1:$1 SESSIOND_PUBLIC_URL=http://127.0.0.1:$1 SESSIOND_SIGNUP_RATE=1000000 SESSIOND_DATABASE_URL=$2 SESSIOND_SWEEP_INTERVAL=$3 "$work/sessiond" >"$work/$1.log" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/readyz" -o /dev/null && return; sleep 0.1; done
 	echo "sessiond on $1 did not come up"; exit 1

@@ -18,7 +18,7 @@ go build -o "$work/sessiond" ./cmd/sessiond
 psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
 psql -q "$pg/$db" -c "CREATE EXTENSION pg_walinspect" >/dev/null
 oid=$(psql -Atq "$pg/$db" -c "SELECT oid FROM pg_database WHERE datname = current_database()")
-SESSIOND_ADDR=127.0.0.1:18380 SESSIOND_DATABASE_URL="$pg/$db?sslmode=disable" "$work/sessiond" >"$work/sd.log" 2>&1 &
+SESSIOND_ADDR=127.0.0.1:18380 SESSIOND_PUBLIC_URL=http://127.0.0.1:18380 SESSIOND_SIGNUP_RATE=1000000 SESSIOND_DATABASE_URL="$pg/$db?sslmode=disable" "$work/sessiond" >"$work/sd.log" 2>&1 &
 sd=$!
 psql -q "$pg/$db" -c "SELECT pg_create_physical_replication_slot('bench_walcost', true)" >/dev/null
 cleanup() {
@@ -44,6 +44,12 @@ FROM r WHERE xid IN (SELECT xid FROM ours) OR (xid = 0 AND block_ref LIKE '%/$oi
 SELECT '  $1 by record type:', string_agg(t || ' ' || round(n::numeric / $2, 2), ', ' ORDER BY n DESC) FROM (
   SELECT resource_manager || '/' || record_type AS t, count(*) AS n FROM pg_get_wal_records_info('$3', '$4') r
   WHERE xid IN (SELECT DISTINCT xid FROM pg_get_wal_records_info('$3', '$4') WHERE xid <> 0 AND block_ref LIKE '%/$oid/%') OR (xid = 0 AND block_ref LIKE '%/$oid/%')
+  GROUP BY 1) x;
+SELECT '  $1 by relation (bytes per op):', string_agg(rel || ' ' || round(b::numeric / $2), ', ' ORDER BY b DESC) FROM (
+  SELECT coalesce(c.relname, 'other') AS rel, sum(r.record_length) AS b
+  FROM pg_get_wal_records_info('$3', '$4') r
+  LEFT JOIN pg_class c ON c.relfilenode = (regexp_match(r.block_ref, 'rel \d+/$oid/(\d+)'))[1]::oid
+  WHERE r.xid IN (SELECT DISTINCT xid FROM pg_get_wal_records_info('$3', '$4') WHERE xid <> 0 AND block_ref LIKE '%/$oid/%') OR (r.xid = 0 AND r.block_ref LIKE '%/$oid/%')
   GROUP BY 1) x;
 SQL
 }

@@ -16,14 +16,11 @@ var _ sessiond.AdminStore = (*DB)(nil)
 
 const (
 	eventExists = `SELECT 1 FROM events WHERE id = $1`
-	// listEvents filters on what is set; an empty parameter matches all.
-	listEvents = `SELECT id, type, occurred_at, user_id, session_id, ip, user_agent, data FROM events
-WHERE ($1 = '' OR user_id = $1) AND ($2 = '' OR type = $2)
-	AND ($3 = '' OR (occurred_at, id) > (SELECT occurred_at, id FROM events WHERE id = $3))
-ORDER BY occurred_at, id LIMIT $4`
 )
 
-// ListEvents returns the events q selects, oldest first.
+// ListEvents is Events with an unknown cursor refused rather than
+// selecting nothing, so that a poller whose cursor was swept knows to start
+// again.
 func (db *DB) ListEvents(ctx context.Context, q sessiond.EventQuery) ([]sessiond.Event, error) {
 	ctx, cancel := db.withTimeout(ctx)
 	defer cancel()
@@ -37,23 +34,7 @@ func (db *DB) ListEvents(ctx context.Context, q sessiond.EventQuery) ([]sessiond
 			return nil, storeError("list events", err)
 		}
 	}
-	rows, err := db.pool.Query(ctx, listEvents, q.UserID, q.Type, q.After, q.Limit)
-	if err != nil {
-		return nil, storeError("list events", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sessiond.Event, error) {
-		var e sessiond.Event
-		err := row.Scan(&e.ID, &e.Type, &e.OccurredAt, &e.UserID, &e.SessionID, &e.IP, &e.UserAgent, &e.Data)
-		e.OccurredAt = sessiond.Now(e.OccurredAt)
-		if len(e.Data) == 0 {
-			e.Data = nil
-		}
-		return e, err
-	})
-	if err != nil {
-		return nil, storeError("list events", err)
-	}
-	return out, nil
+	return db.Events(ctx, q)
 }
 
 const webhookEndpoints = `SELECT id, url, events, secret, created_at FROM webhook_endpoints ORDER BY created_at, id`

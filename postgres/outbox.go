@@ -37,37 +37,11 @@ func scanOutbox(row pgx.CollectableRow) (sessiond.OutboxMessage, error) {
 	return m, nil
 }
 
-// outboxUnique is the constraint that makes one delivery per channel,
-// target and event.
-const outboxUnique = "outbox_channel_target_event_id_key"
-
-const insertOutbox = `INSERT INTO outbox (id, channel, target, event_id, payload, status, attempts, next_attempt_at, created_at)
-VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7)`
-
 // InsertOutbox stores msgs, all or none, as pending with no attempts. A
 // zero NextAttemptAt means due at CreatedAt.
 func (db *DB) InsertOutbox(ctx context.Context, msgs ...*sessiond.OutboxMessage) error {
-	ctx, cancel := db.withTimeout(ctx)
-	defer cancel()
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		for _, m := range msgs {
-			next := m.NextAttemptAt
-			if next.IsZero() {
-				next = m.CreatedAt
-			}
-			_, err := tx.Exec(ctx, insertOutbox, m.ID, m.Channel, m.Target, m.EventID, m.Payload, sessiond.Now(next), sessiond.Now(m.CreatedAt))
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolation && pgErr.ConstraintName == outboxUnique {
-				return sessiond.Errorf(sessiond.CodeInvalidRequest, "a delivery of event %s to this target exists", m.EventID)
-			}
-			if err != nil {
-				return fmt.Errorf("insert outbox: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return storeError("insert outbox", err)
+	if err := db.Tx(ctx, func(t sessiond.Tx) error { return t.InsertOutbox(msgs...) }); err != nil {
+		return err
 	}
 	for _, m := range msgs {
 		if m.NextAttemptAt.IsZero() {
@@ -186,26 +160,54 @@ func (db *DB) OutboxStats(ctx context.Context) (sessiond.OutboxStats, error) {
 	return s, nil
 }
 
-const insertEvent = `INSERT INTO events (id, type, occurred_at, user_id, session_id, ip, user_agent, data)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
-
 // InsertEvent stores e.
 func (db *DB) InsertEvent(ctx context.Context, e *sessiond.Event) error {
-	data := []byte("{}")
-	if e.Data != nil {
-		var err error
-		if data, err = json.Marshal(e.Data); err != nil {
-			return fmt.Errorf("insert event: %w", err)
-		}
+	return db.Tx(ctx, func(t sessiond.Tx) error { return t.InsertEvent(e) })
+}
+
+// listEvents pages through events oldest first; the cursor is an event id,
+// and the events after it are those later in (occurred_at, id) order. An
+// unknown cursor compares as NULL and selects nothing.
+const listEvents = `SELECT id, type, occurred_at, user_id, session_id, ip, user_agent, data FROM events
+WHERE ($1 = '' OR user_id = $1) AND ($2 = '' OR type = $2)
+	AND ($3 = '' OR (occurred_at, id) > (SELECT occurred_at, id FROM events WHERE id = $3))
+ORDER BY occurred_at, id
+LIMIT $4`
+
+// Events lists events oldest first.
+func (db *DB) Events(ctx context.Context, q sessiond.EventQuery) ([]sessiond.Event, error) {
+	if q.Limit <= 0 {
+		return []sessiond.Event{}, nil
 	}
 	ctx, cancel := db.withTimeout(ctx)
 	defer cancel()
-	_, err := db.exec(ctx, insertEvent, e.ID, e.Type, sessiond.Now(e.OccurredAt), e.UserID, e.SessionID, e.IP, e.UserAgent, string(data))
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolation {
-		return sessiond.Errorf(sessiond.CodeInvalidRequest, "event %s exists", e.ID)
+	rows, err := db.pool.Query(ctx, listEvents, q.UserID, q.Type, q.After, q.Limit)
+	if err != nil {
+		return nil, storeError("list events", err)
 	}
-	return storeError("insert event", err)
+	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sessiond.Event, error) {
+		var (
+			e    sessiond.Event
+			data []byte
+		)
+		if err := row.Scan(&e.ID, &e.Type, &e.OccurredAt, &e.UserID, &e.SessionID, &e.IP, &e.UserAgent, &data); err != nil {
+			return e, err
+		}
+		e.OccurredAt = sessiond.Now(e.OccurredAt)
+		if string(data) != "{}" {
+			if err := json.Unmarshal(data, &e.Data); err != nil {
+				return e, fmt.Errorf("decode data: %w", err)
+			}
+		}
+		return e, nil
+	})
+	if err != nil {
+		return nil, storeError("list events", err)
+	}
+	if events == nil {
+		events = []sessiond.Event{}
+	}
+	return events, nil
 }
 
 const createWebhookEndpoint = `INSERT INTO webhook_endpoints (id, url, events, secret, created_at) VALUES ($1, $2, $3, $4, $5)`

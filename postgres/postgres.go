@@ -2,13 +2,17 @@
 // PostgreSQL through pgx/v5, for any number of sessiond instances sharing one
 // database.
 //
-// Start reading at Open and DB. session.go holds the SQL of the session cap
-// (CreateSession) and of refresh-token rotation (RefreshSession); the rules
-// themselves are the root package's (sessiond.Evictions,
-// sessiond.ClassifyRefresh), applied here inside transactions that lock the
-// rows they decide about (login) or by statements that match only the row a
-// decision was made on (refresh). The schema is migrations/*.sql, applied by Migrate.
-// Package storetest is the proof that this store keeps the contract.
+// Start reading at Open and DB, then tx.go: Tx runs one unit of work in a
+// READ COMMITTED transaction, and the type tx holds its named statements,
+// each SQL a constant beside the method that runs it. The algorithms that
+// compose them (the session cap at login, refresh-token verdicts, logouts,
+// and the events they record) are package auth's, written once for both
+// stores; the consistency they need comes from the row locks the
+// statements take (LockUser and SessionsForEviction are FOR UPDATE).
+// session.go holds what runs outside a transaction: the refresh fast path
+// (RefreshCurrent, one statement), reads and the expiry sweep. The schema
+// is migrations/*.sql, applied by Migrate. Package storetest is the proof
+// that this store keeps the contract.
 package postgres
 
 import (

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/auth"
 	"github.com/sessiond/sessiond/internal/pgtest"
 	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/storetest"
@@ -162,7 +163,7 @@ func TestDatabaseDownIsUnavailable(t *testing.T) {
 		{"UserByID", func() error { _, err := db.UserByID(ctx, "u"); return err }},
 		{"RefreshSession", func() error {
 			a := &sessiond.RefreshAttempt{SessionID: "s", Hash: []byte("h"), NextHash: []byte("n")}
-			_, err := db.RefreshSession(ctx, a, sessiond.SystemClock(), sessiond.DefaultPolicy())
+			_, err := db.RefreshCurrent(ctx, a, sessiond.SystemClock(), sessiond.DefaultPolicy())
 			return err
 		}},
 		{"EnsureSecret", func() error { _, err := db.EnsureSecret(ctx, "n", []byte("v")); return err }},
@@ -205,7 +206,7 @@ func TestQueryTimeoutIsUnavailable(t *testing.T) {
 
 	s := &sessiond.Session{ID: sessiond.NewID(), UserID: u.ID, RefreshHash: []byte("h"), CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(time.Hour)}
 	start := time.Now()
-	_, err = db.CreateSession(t.Context(), s, now, sessiond.DefaultPolicy())
+	_, err = auth.CreateSession(t.Context(), db, s, now, sessiond.DefaultPolicy(), sessiond.MethodPassword, auth.Origin{})
 	if got := sessiond.ErrorCode(err); got != sessiond.CodeUnavailable {
 		t.Errorf("got code %q (err %v), want %q", got, err, sessiond.CodeUnavailable)
 	}
@@ -238,7 +239,7 @@ func BenchmarkRefreshSession(b *testing.B) {
 	p := sessiond.DefaultPolicy()
 	now := sessiond.SystemClock()
 	s := &sessiond.Session{ID: sessiond.NewID(), UserID: u.ID, RefreshHash: randomHash(), CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(p.SessionTTL)}
-	if _, err := db.CreateSession(context.Background(), s, now, p); err != nil {
+	if _, err := auth.CreateSession(context.Background(), db, s, now, p, sessiond.MethodPassword, auth.Origin{}); err != nil {
 		b.Fatal(err)
 	}
 	cur := s.RefreshHash
@@ -246,7 +247,7 @@ func BenchmarkRefreshSession(b *testing.B) {
 	for b.Loop() {
 		now = now.Add(time.Millisecond)
 		next := randomHash()
-		got, err := db.RefreshSession(context.Background(), &sessiond.RefreshAttempt{SessionID: s.ID, Generation: gen, Hash: cur, NextHash: next}, now, p)
+		got, err := auth.RefreshSession(context.Background(), db, &sessiond.RefreshAttempt{SessionID: s.ID, Generation: gen, Hash: cur, NextHash: next}, now, p, auth.Origin{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -268,7 +269,7 @@ func BenchmarkCreateSession(b *testing.B) {
 	for b.Loop() {
 		now = now.Add(time.Millisecond)
 		s := &sessiond.Session{ID: sessiond.NewID(), UserID: u.ID, RefreshHash: randomHash(), CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(p.SessionTTL)}
-		if _, err := db.CreateSession(context.Background(), s, now, p); err != nil {
+		if _, err := auth.CreateSession(context.Background(), db, s, now, p, sessiond.MethodPassword, auth.Origin{}); err != nil {
 			b.Fatal(err)
 		}
 	}

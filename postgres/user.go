@@ -5,33 +5,18 @@ import (
 	"errors"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sessiond/sessiond"
 )
 
-const createUser = `INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)`
-
-// emailConstraint is the unique constraint on users.email, named in
-// 00001_init.sql so that a taken email is told apart from any other
-// unique violation.
-const emailConstraint = "users_email_key"
-
 // CreateUser stores u. CodeEmailTaken if the email is in use.
 func (db *DB) CreateUser(ctx context.Context, u *sessiond.User) error {
-	ctx, cancel := db.withTimeout(ctx)
-	defer cancel()
-	_, err := db.exec(ctx, createUser, u.ID, u.Email, u.PasswordHash, u.CreatedAt)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolation && pgErr.ConstraintName == emailConstraint {
-		return sessiond.Errorf(sessiond.CodeEmailTaken, "the email address is already registered")
-	}
-	return storeError("create user", err)
+	return db.Tx(ctx, func(t sessiond.Tx) error { return t.InsertUser(u) })
 }
 
 const (
-	userByEmail = `SELECT id, email, password_hash, created_at FROM users WHERE email = $1`
-	userByID    = `SELECT id, email, password_hash, created_at FROM users WHERE id = $1`
+	userByEmail = `SELECT ` + userColumns + ` FROM users WHERE email = $1`
+	userByID    = `SELECT ` + userColumns + ` FROM users WHERE id = $1`
 )
 
 // UserByEmail returns the user with that (normalized) email. CodeNotFound.
@@ -50,15 +35,45 @@ func (db *DB) UserByID(ctx context.Context, id string) (*sessiond.User, error) {
 	return u, storeError("get user by id", err)
 }
 
+// scanUser reads one row of userColumns.
 func scanUser(row pgx.Row) (*sessiond.User, error) {
 	var u sessiond.User
-	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &u.CreatedAt)
+	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &u.CreatedAt, &u.EmailVerified, &u.Disabled)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, sessiond.Errorf(sessiond.CodeNotFound, "no such user")
+		return nil, errUserNotFound()
 	}
 	if err != nil {
 		return nil, err
 	}
 	u.CreatedAt = sessiond.Now(u.CreatedAt)
 	return &u, nil
+}
+
+const listUsers = `SELECT ` + userColumns + ` FROM users WHERE id > $1 ORDER BY id LIMIT $2`
+
+// Users returns at most limit users in id order after the id after.
+func (db *DB) Users(ctx context.Context, after string, limit int) ([]sessiond.User, error) {
+	if limit <= 0 {
+		return []sessiond.User{}, nil
+	}
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	rows, err := db.pool.Query(ctx, listUsers, after, limit)
+	if err != nil {
+		return nil, storeError("list users", err)
+	}
+	users, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sessiond.User, error) {
+		u, err := scanUser(row)
+		if err != nil {
+			return sessiond.User{}, err
+		}
+		return *u, nil
+	})
+	if err != nil {
+		return nil, storeError("list users", err)
+	}
+	if users == nil {
+		users = []sessiond.User{}
+	}
+	return users, nil
 }

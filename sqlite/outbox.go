@@ -36,37 +36,10 @@ func scanOutbox(row interface{ Scan(...any) error }) (sessiond.OutboxMessage, er
 	return m, nil
 }
 
-const insertOutbox = `INSERT INTO outbox (id, channel, target, event_id, payload, status, attempts, next_attempt_at, created_at)
-VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)`
-
 // InsertOutbox stores msgs, all or none, as pending with no attempts. A
 // zero NextAttemptAt means due at CreatedAt.
 func (db *DB) InsertOutbox(ctx context.Context, msgs ...*sessiond.OutboxMessage) error {
-	ctx, cancel := db.ctx(ctx)
-	defer cancel()
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return sessiond.Unavailable("insert outbox", err)
-	}
-	defer tx.Rollback()
-	for _, m := range msgs {
-		next := m.NextAttemptAt
-		if next.IsZero() {
-			next = m.CreatedAt
-		}
-		_, err := tx.ExecContext(ctx, insertOutbox, m.ID, m.Channel, m.Target, m.EventID, m.Payload, micros(next), micros(m.CreatedAt))
-		if isUniqueViolation(err) {
-			return sessiond.Errorf(sessiond.CodeInvalidRequest, "a delivery of event %s to this target exists", m.EventID)
-		}
-		if err != nil {
-			return sessiond.Unavailable("insert outbox", err)
-		}
-		m.Status, m.Attempts, m.NextAttemptAt = sessiond.OutboxPending, 0, sessiond.Now(next)
-	}
-	if err := tx.Commit(); err != nil {
-		return sessiond.Unavailable("insert outbox", fmt.Errorf("commit: %w", err))
-	}
-	return nil
+	return db.Tx(ctx, func(t sessiond.Tx) error { return t.InsertOutbox(msgs...) })
 }
 
 // claimOutbox leases due messages in one statement on the single writer, so
@@ -188,28 +161,54 @@ func (db *DB) OutboxStats(ctx context.Context) (sessiond.OutboxStats, error) {
 	return s, nil
 }
 
-const insertEvent = `INSERT INTO events (id, type, occurred_at, user_id, session_id, ip, user_agent, data)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
-
 // InsertEvent stores e.
 func (db *DB) InsertEvent(ctx context.Context, e *sessiond.Event) error {
-	data, err := json.Marshal(e.Data)
-	if err != nil {
-		return fmt.Errorf("insert event: %w", err)
-	}
-	if e.Data == nil {
-		data = []byte("{}")
+	return db.Tx(ctx, func(t sessiond.Tx) error { return t.InsertEvent(e) })
+}
+
+// listEvents pages through events oldest first; the cursor is an event id,
+// and the events after it are those later in (occurred_at, id) order. An
+// unknown cursor compares as NULL and selects nothing.
+const listEvents = `SELECT id, type, occurred_at, user_id, session_id, ip, user_agent, data FROM events
+WHERE (?1 = '' OR user_id = ?1) AND (?2 = '' OR type = ?2)
+	AND (?3 = '' OR (occurred_at, id) > (SELECT occurred_at, id FROM events WHERE id = ?3))
+ORDER BY occurred_at, id
+LIMIT ?4`
+
+// Events lists events oldest first.
+func (db *DB) Events(ctx context.Context, q sessiond.EventQuery) ([]sessiond.Event, error) {
+	if q.Limit <= 0 {
+		return []sessiond.Event{}, nil
 	}
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
-	_, err = db.w.ExecContext(ctx, insertEvent, e.ID, e.Type, micros(e.OccurredAt), e.UserID, e.SessionID, e.IP, e.UserAgent, string(data))
-	if isUniqueViolation(err) {
-		return sessiond.Errorf(sessiond.CodeInvalidRequest, "event %s exists", e.ID)
-	}
+	rows, err := db.r.QueryContext(ctx, listEvents, q.UserID, q.Type, q.After, q.Limit)
 	if err != nil {
-		return sessiond.Unavailable("insert event", err)
+		return nil, storeError("list events", err)
 	}
-	return nil
+	defer rows.Close()
+	out := []sessiond.Event{}
+	for rows.Next() {
+		var (
+			e    sessiond.Event
+			at   int64
+			data string
+		)
+		if err := rows.Scan(&e.ID, &e.Type, &at, &e.UserID, &e.SessionID, &e.IP, &e.UserAgent, &data); err != nil {
+			return nil, storeError("list events", err)
+		}
+		e.OccurredAt = fromMicros(at)
+		if data != "{}" {
+			if err := json.Unmarshal([]byte(data), &e.Data); err != nil {
+				return nil, storeError("list events", fmt.Errorf("decode data: %w", err))
+			}
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, storeError("list events", err)
+	}
+	return out, nil
 }
 
 const createWebhookEndpoint = `INSERT INTO webhook_endpoints (id, url, events, secret, created_at) VALUES (?, ?, ?, ?, ?)`

@@ -2,10 +2,16 @@
 // modernc.org/sqlite (pure Go, no cgo) in WAL mode, with its schema in
 // embedded goose migrations (migrations/*.sql).
 //
-// Start reading at Open for how connections are set up, then session.go for
-// login (the session cap) and refresh (token rotation). The behaviour is
-// specified by the interfaces in the root package and proven by package
-// storetest, which this package's tests run.
+// Start reading at Open for how connections are set up, then tx.go: Tx
+// runs one unit of work on the writer, and the type tx holds its named
+// statements, each SQL a constant beside the method that runs it. The
+// algorithms that compose them (the session cap at login, refresh-token
+// verdicts, logouts, and the events they record) are package auth's,
+// written once for both stores. session.go holds what runs outside a
+// transaction: the refresh fast path (RefreshCurrent, one prepared
+// statement), reads and the expiry sweep. The behaviour is specified by the
+// interfaces in the root package and proven by package storetest, which
+// this package's tests run.
 //
 // SQLite allows one writer at a time. Rather than let concurrent writers
 // collide and fail with SQLITE_BUSY, DB keeps two pools on the same file: a

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/auth"
 	"github.com/sessiond/sessiond/sqlite"
 	"github.com/sessiond/sessiond/storetest"
 )
@@ -142,7 +143,7 @@ func TestConcurrentWritesAndReadsNeverBusy(t *testing.T) {
 				switch i % 3 {
 				case 0:
 					s, secret := newSession(u, at, p)
-					if _, err := db.CreateSession(ctx, s, at, p); err != nil {
+					if _, err := auth.CreateSession(ctx, db, s, at, p, sessiond.MethodPassword, auth.Origin{}); err != nil {
 						errs <- fmt.Errorf("worker %d CreateSession: %w", w, err)
 						continue
 					}
@@ -155,7 +156,7 @@ func TestConcurrentWritesAndReadsNeverBusy(t *testing.T) {
 					// The newest session is never evicted by this worker's
 					// own logins (cap 5, LRU), so its refresh must succeed.
 					s := sessions[len(sessions)-1]
-					got, err := db.RefreshSession(ctx, attempt(s.ID, s.Generation, secrets[s.ID]), at, p)
+					got, err := auth.RefreshSession(ctx, db, attempt(s.ID, s.Generation, secrets[s.ID]), at, p, auth.Origin{})
 					if err != nil {
 						errs <- fmt.Errorf("worker %d RefreshSession: %w", w, err)
 						continue
@@ -185,14 +186,14 @@ func BenchmarkRefreshSession(b *testing.B) {
 	now := sessiond.Now(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	u := newUser(b, db, now)
 	s, secret := newSession(u, now, p)
-	if _, err := db.CreateSession(b.Context(), s, now, p); err != nil {
+	if _, err := auth.CreateSession(b.Context(), db, s, now, p, sessiond.MethodPassword, auth.Origin{}); err != nil {
 		b.Fatalf("CreateSession: %v", err)
 	}
 	gen := uint64(0)
 	b.ResetTimer()
 	for i := range b.N {
 		at := now.Add(time.Duration(i+1) * time.Microsecond)
-		if _, err := db.RefreshSession(b.Context(), attempt(s.ID, gen, secret), at, p); err != nil {
+		if _, err := auth.RefreshSession(b.Context(), db, attempt(s.ID, gen, secret), at, p, auth.Origin{}); err != nil {
 			b.Fatalf("RefreshSession: %v", err)
 		}
 		gen++
@@ -211,7 +212,7 @@ func BenchmarkCreateSession(b *testing.B) {
 	for i := range b.N {
 		at := now.Add(time.Duration(i) * time.Microsecond)
 		s, _ := newSession(u, at, p)
-		if _, err := db.CreateSession(b.Context(), s, at, p); err != nil {
+		if _, err := auth.CreateSession(b.Context(), db, s, at, p, sessiond.MethodPassword, auth.Origin{}); err != nil {
 			b.Fatalf("CreateSession: %v", err)
 		}
 	}

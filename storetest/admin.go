@@ -11,7 +11,7 @@ import (
 
 func openAdmin(t *testing.T, open opener) sessiond.AdminStore {
 	t.Helper()
-	s, ok := open(t).(sessiond.AdminStore)
+	s, ok := open(t).Store.(sessiond.AdminStore)
 	if !ok {
 		t.Fatalf("store does not implement sessiond.AdminStore")
 	}

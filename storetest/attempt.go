@@ -20,7 +20,7 @@ func limit(key string, max, maxLevel int) sessiond.AttemptLimit {
 }
 
 // reserve reserves one attempt on every limit at now.
-func reserve(t *testing.T, st sessiond.Store, now time.Time, limits ...sessiond.AttemptLimit) ([]sessiond.AttemptCount, bool) {
+func reserve(t *testing.T, st store, now time.Time, limits ...sessiond.AttemptLimit) ([]sessiond.AttemptCount, bool) {
 	t.Helper()
 	counts, ok, err := st.ReserveAttempts(ctx(t), limits, now)
 	mustOK(t, err, "ReserveAttempts")
@@ -194,7 +194,7 @@ func testDeleteStaleAttempts(t *testing.T, open opener) {
 	// setup stores stale counters (forgotten at or before now, half of them
 	// exactly at now: a window ends at start+window and is forgotten one
 	// window later) and two live ones, and returns the live keys.
-	setup := func(t *testing.T, st sessiond.Store, stale int) []string {
+	setup := func(t *testing.T, st store, stale int) []string {
 		for i := range stale {
 			start := now.Add(-2 * window)
 			if i%2 == 1 {
@@ -208,7 +208,7 @@ func testDeleteStaleAttempts(t *testing.T, open opener) {
 	}
 	// wantLeft fails t unless exactly the keys live are stored: a cleared
 	// or swept counter starts over at count 1 and level 0.
-	wantLeft := func(t *testing.T, st sessiond.Store, stale int, live []string) {
+	wantLeft := func(t *testing.T, st store, stale int, live []string) {
 		t.Helper()
 		keys := slices.Clone(live)
 		for i := range stale {

@@ -13,20 +13,20 @@ import (
 func testPermanentErrors(t *testing.T, open opener) {
 	for _, tc := range []struct {
 		name string
-		call func(t *testing.T, st sessiond.Store) error
+		call func(t *testing.T, st store) error
 	}{
-		{"RotateKey with a kid already taken", func(t *testing.T, st sessiond.Store) error {
+		{"RotateKey with a kid already taken", func(t *testing.T, st store) error {
 			_, err := st.EnsureCurrentKey(ctx(t), newKey("k1", t0))
 			mustOK(t, err, "EnsureCurrentKey")
 			mustOK(t, st.RotateKey(ctx(t), newKey("k2", at(time.Hour)), at(time.Hour)), "RotateKey")
 			return st.RotateKey(ctx(t), newKey("k1", at(2*time.Hour)), at(2*time.Hour))
 		}},
-		{"RotateKey with the current kid", func(t *testing.T, st sessiond.Store) error {
+		{"RotateKey with the current kid", func(t *testing.T, st store) error {
 			_, err := st.EnsureCurrentKey(ctx(t), newKey("k1", t0))
 			mustOK(t, err, "EnsureCurrentKey")
 			return st.RotateKey(ctx(t), newKey("k1", at(time.Hour)), at(time.Hour))
 		}},
-		{"CreateUser with a user id already taken", func(t *testing.T, st sessiond.Store) error {
+		{"CreateUser with a user id already taken", func(t *testing.T, st store) error {
 			u := newUser(t, st, "first@example.com")
 			return st.CreateUser(ctx(t), &sessiond.User{ID: u.ID, Email: "second@example.com", PasswordHash: u.PasswordHash, CreatedAt: t0})
 		}},

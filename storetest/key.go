@@ -107,7 +107,7 @@ func testKeys(t *testing.T, open opener) {
 }
 
 // wantKeys fails t unless the store's keys, newest first, are want.
-func wantKeys(t *testing.T, st sessiond.Store, want ...*sessiond.SigningKey) {
+func wantKeys(t *testing.T, st store, want ...*sessiond.SigningKey) {
 	t.Helper()
 	keys, err := st.ListKeys(ctx(t))
 	mustOK(t, err, "ListKeys")
@@ -222,7 +222,7 @@ func testSecrets(t *testing.T, open opener) {
 
 func testReseal(t *testing.T, open opener) {
 	// setup stores secrets a and b and keys k1 (erased) and k2 (current).
-	setup := func(t *testing.T) (sessiond.Store, map[string][]byte) {
+	setup := func(t *testing.T) (store, map[string][]byte) {
 		st := open(t)
 		vals := map[string][]byte{}
 		for _, name := range []string{"a", "b"} {
@@ -241,7 +241,7 @@ func testReseal(t *testing.T, open opener) {
 		return st, vals
 	}
 	// stored reads every stored secret back through ResealSecrets.
-	stored := func(t *testing.T, st sessiond.Store) map[string][]byte {
+	stored := func(t *testing.T, st store) map[string][]byte {
 		t.Helper()
 		got := map[string][]byte{}
 		_, err := st.ResealSecrets(ctx(t), func(s sessiond.StoredSecret) ([]byte, error) {

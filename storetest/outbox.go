@@ -19,7 +19,7 @@ type outboxStore interface {
 
 func openOutbox(t *testing.T, open opener) outboxStore {
 	t.Helper()
-	s, ok := open(t).(outboxStore)
+	s, ok := open(t).Store.(outboxStore)
 	if !ok {
 		t.Fatalf("store does not implement sessiond.OutboxStore and sessiond.EventStore")
 	}

@@ -13,7 +13,7 @@ import (
 
 // refreshFixture is one stored session and the refresh chain it was minted with.
 type refreshFixture struct {
-	st sessiond.Store
+	st store
 	u  *sessiond.User
 	s  *sessiond.Session // as stored at login
 	c  *chain

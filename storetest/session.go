@@ -38,7 +38,7 @@ func newSession(u *sessiond.User, created time.Time) (*sessiond.Session, *chain)
 }
 
 // create stores s with setupPolicy at now and expects nothing evicted.
-func create(t *testing.T, st sessiond.Store, s *sessiond.Session, now time.Time) {
+func create(t *testing.T, st store, s *sessiond.Session, now time.Time) {
 	t.Helper()
 	evicted, err := st.CreateSession(ctx(t), s, now, setupPolicy())
 	mustOK(t, err, "CreateSession")
@@ -48,7 +48,7 @@ func create(t *testing.T, st sessiond.Store, s *sessiond.Session, now time.Time)
 }
 
 // list returns the ids of u's live sessions at now, most recently used first.
-func list(t *testing.T, st sessiond.Store, u *sessiond.User, now time.Time, p sessiond.Policy) []string {
+func list(t *testing.T, st store, u *sessiond.User, now time.Time, p sessiond.Policy) []string {
 	t.Helper()
 	got, err := st.ListSessions(ctx(t), u.ID, now, p)
 	mustOK(t, err, "ListSessions")
@@ -375,7 +375,7 @@ func testDeleteExpiredSessions(t *testing.T, open opener) {
 
 	// setup stores, for two users, the expired and live sessions of the sweep
 	// at now and returns the ids of the live ones.
-	setup := func(t *testing.T, st sessiond.Store, expiredPerUser int) (live []string, alice, bob *sessiond.User) {
+	setup := func(t *testing.T, st store, expiredPerUser int) (live []string, alice, bob *sessiond.User) {
 		alice = newUser(t, st, "alice@example.com")
 		bob = newUser(t, st, "bob@example.com")
 		for _, u := range []*sessiond.User{alice, bob} {
@@ -401,7 +401,7 @@ func testDeleteExpiredSessions(t *testing.T, open opener) {
 		}
 		return live, alice, bob
 	}
-	stored := func(t *testing.T, st sessiond.Store, users ...*sessiond.User) []string {
+	stored := func(t *testing.T, st store, users ...*sessiond.User) []string {
 		var all []string
 		for _, u := range users {
 			all = append(all, list(t, st, u, t0, setupPolicy())...)

@@ -5,6 +5,10 @@
 //
 // Start reading at Run; each subtest names the rule it proves, and the files
 // follow the interfaces: user.go, session.go, refresh.go, key.go, attempt.go.
+// Logins, refreshes and logouts are package auth's algorithms on the store's
+// unit of work (sessiond.Tx); algorithms.go gives them to the suite as
+// methods of the store, so each test still reads as a call on the store it
+// proves, and events.go proves their events commit with their changes.
 // The suite never sleeps: every expiry decision is driven by the now values it
 // passes in, all offsets from the fixed instant t0.
 package storetest
@@ -22,16 +26,18 @@ import (
 )
 
 // opener makes a new, migrated, empty store for one test.
-type opener = func(t *testing.T) sessiond.Store
+type opener = func(t *testing.T) store
 
 // Run runs the store contract against fresh stores made by open. Each call of
 // open must return a NEW, migrated, empty database, cleaned up by t.Cleanup.
-func Run(t *testing.T, open func(t *testing.T) sessiond.Store) {
+func Run(t *testing.T, openStore func(t *testing.T) sessiond.Store) {
+	open := func(t *testing.T) store { return store{openStore(t)} }
 	for _, g := range []struct {
 		name string
 		run  func(t *testing.T, open opener)
 	}{
 		{"users", testUsers},
+		{"user_rows", testUserRows},
 		{"errors", testErrors},
 		{"permanent_errors", testPermanentErrors},
 		{"create_session", testCreateSession},
@@ -46,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) sessiond.Store) {
 		{"reseal", testReseal},
 		{"attempts", testAttempts},
 		{"outbox", testOutbox},
+		{"events", testEvents},
 		{"admin", testAdmin},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, open) })

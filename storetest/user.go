@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -45,7 +47,7 @@ func testUsers(t *testing.T, open opener) {
 }
 
 // newUser stores a user with the given email, created at t0.
-func newUser(t *testing.T, st sessiond.Store, email string) *sessiond.User {
+func newUser(t *testing.T, st store, email string) *sessiond.User {
 	t.Helper()
 	u := &sessiond.User{ID: sessiond.NewID(), Email: email, PasswordHash: "$argon2id$v=19$m=65536,t=1,p=4$c2FsdA$aGFzaA", CreatedAt: t0}
 	if err := st.CreateUser(ctx(t), u); err != nil {
@@ -118,4 +120,91 @@ func testErrors(t *testing.T, open opener) {
 	got, err := st.LiveSession(ctx(t), u.ID, s.ID, at(time.Hour), p)
 	mustOK(t, err, "LiveSession")
 	wantSession(t, got, s)
+}
+
+// testUserRows: the flags an operator sets round-trip through the unit of
+// work, users list in id order after a cursor, deleting a user takes their
+// sessions, and both stores word their answers alike.
+func testUserRows(t *testing.T, open opener) {
+	t.Run("flags", func(t *testing.T) {
+		st := open(t)
+		u := newUser(t, st, "flags@example.com")
+		if u.Disabled || u.EmailVerified {
+			t.Fatalf("new user: got disabled %v, email_verified %v, want both false", u.Disabled, u.EmailVerified)
+		}
+		mustOK(t, st.Tx(ctx(t), func(tx sessiond.Tx) error {
+			got, err := tx.LockUser(u.ID)
+			if err != nil {
+				return err
+			}
+			got.Disabled, got.EmailVerified = true, true
+			if err := tx.SetUserFlags(got); err != nil {
+				return err
+			}
+			return tx.SetPasswordHash(u.ID, "$argon2id$new")
+		}), "Tx")
+		got, err := st.UserByID(ctx(t), u.ID)
+		mustOK(t, err, "UserByID")
+		if !got.Disabled || !got.EmailVerified || got.PasswordHash != "$argon2id$new" {
+			t.Errorf("got %+v, want disabled, verified, the new hash", got)
+		}
+	})
+	t.Run("list", func(t *testing.T) {
+		st := open(t)
+		var want []string
+		for _, email := range []string{"a@example.com", "b@example.com", "c@example.com"} {
+			want = append(want, newUser(t, st, email).ID)
+		}
+		slices.Sort(want)
+		first, err := st.Users(ctx(t), "", 2)
+		mustOK(t, err, "Users")
+		rest, err := st.Users(ctx(t), first[len(first)-1].ID, 2)
+		mustOK(t, err, "Users")
+		var got []string
+		for _, u := range append(first, rest...) {
+			got = append(got, u.ID)
+		}
+		wantIDs(t, "users", got, want)
+		none, err := st.Users(ctx(t), "", 0)
+		mustOK(t, err, "Users")
+		if len(none) != 0 {
+			t.Errorf("limit 0: got %d users, want none", len(none))
+		}
+	})
+	t.Run("delete", func(t *testing.T) {
+		st := open(t)
+		u := newUser(t, st, "gone@example.com")
+		s, _ := newSession(u, t0)
+		create(t, st, s, t0)
+		mustOK(t, st.Tx(ctx(t), func(tx sessiond.Tx) error { return tx.DeleteUser(u.ID) }), "DeleteUser")
+		wantCode(t, st.Tx(ctx(t), func(tx sessiond.Tx) error { return tx.DeleteUser(u.ID) }), sessiond.CodeNotFound)
+		got, err := st.Session(ctx(t), s.ID)
+		mustOK(t, err, "Session")
+		if got != nil {
+			t.Errorf("the deleted user's session is still there")
+		}
+	})
+	t.Run("messages agree", func(t *testing.T) {
+		st := open(t)
+		u := newUser(t, st, "msg@example.com")
+		for _, tc := range []struct {
+			name string
+			err  error
+			want string
+		}{
+			{"unknown user", func() error { _, err := st.UserByID(ctx(t), "nobody"); return err }(), "user not found"},
+			{"unknown session", func() error { _, err := st.LiveSession(ctx(t), u.ID, "none", t0, policy()); return err }(), "session not found"},
+			{"taken email", st.CreateUser(ctx(t), &sessiond.User{ID: sessiond.NewID(), Email: u.Email, PasswordHash: "x", CreatedAt: t0}), "the email address is already registered"},
+			{"login of a gone user", func() error {
+				s, _ := newSession(&sessiond.User{ID: "nobody"}, t0)
+				_, err := st.CreateSession(ctx(t), s, t0, policy())
+				return err
+			}(), "user not found"},
+		} {
+			var e *sessiond.Error
+			if !errors.As(tc.err, &e) || e.Message != tc.want {
+				t.Errorf("%s: got %v, want message %q", tc.name, tc.err, tc.want)
+			}
+		}
+	})
 }

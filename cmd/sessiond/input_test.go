@@ -102,7 +102,7 @@ func (f failingStore) LiveSession(ctx context.Context, userID, id string, now ti
 	return nil, sessiond.Unavailable("live session", errDown)
 }
 
-func (f failingStore) RefreshSession(ctx context.Context, a *sessiond.RefreshAttempt, now time.Time, p sessiond.Policy) (*sessiond.Session, error) {
+func (f failingStore) RefreshCurrent(ctx context.Context, a *sessiond.RefreshAttempt, now time.Time, p sessiond.Policy) (*sessiond.Session, error) {
 	return nil, sessiond.Unavailable("refresh session", errDown)
 }
 

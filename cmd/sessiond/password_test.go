@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/auth"
 	"github.com/sessiond/sessiond/internal/app"
 )
 
@@ -61,7 +62,7 @@ func TestSweeper(t *testing.T) {
 			s := &sessiond.Session{ID: sessiond.NewID(), UserID: u.ID, RefreshHash: []byte(strings.Repeat("h", 31) + string(rune('a'+i%26))),
 				CreatedAt: old, LastUsedAt: old, ExpiresAt: old.Add(p.SessionTTL)}
 			// Created as of long ago, so the cap's own cleanup leaves them be.
-			if _, err := e.app.Store.CreateSession(context.Background(), s, old, p); err != nil {
+			if _, err := auth.CreateSession(context.Background(), e.app.Store, s, old, p, sessiond.MethodPassword, auth.Origin{}); err != nil {
 				t.Fatal(err)
 			}
 		}

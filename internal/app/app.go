@@ -56,6 +56,9 @@ type App struct {
 	logger   *slog.Logger
 	Registry *prometheus.Registry
 	Hasher   *password.Hasher
+	// Auth is the use cases, the public API's and the admin API's user
+	// half, for the wiring that serves them.
+	Auth     *auth.Service
 	policy   sessiond.Policy
 	schedule sessiond.KeySchedule
 	// outbox delivers webhooks (DeliverOutbox); retention is how long
@@ -173,6 +176,7 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 		},
 		OutboxNotify: a.outbox.Notify,
 	})
+	a.Auth = svc
 	trusted, err := httpapi.ParseTrustedProxies(cfg.TrustedProxies)
 	if err != nil {
 		return err
@@ -186,7 +190,7 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 		TrustedProxies: trusted,
 		Browser:        cfg.Browser(),
 		Account:        accountPage(cfg),
-		Admin:          adminService{Service: svc},
+		Admin:          svc,
 		AdminAuth:      svc,
 	})
 	return nil

@@ -1,0 +1,94 @@
+package sessiond
+
+import (
+	"context"
+	"time"
+)
+
+// A unit of work.
+//
+// A use case (package auth) that changes state runs its steps in one store
+// transaction: Store.Tx hands it a Tx, and the change, the event that
+// records it and the outbox rows the event causes commit or roll back
+// together. The algorithm (the session cap, refresh-token verdicts, who a
+// logout ends) is written once, in auth, on top of Tx; each store
+// implements Tx as named statements in its own SQL dialect, row scanning and
+// error translation, and nothing else.
+//
+// A Tx carries no clock: the use case reads its clock once and passes that
+// instant into every statement of the transaction, so that a session's
+// stamps, the eviction decision and the event's occurred_at are the same
+// microsecond.
+
+// TxFunc is the body of a transaction. It may run more than once: a store
+// runs the whole transaction again when the database aborted it for a
+// conflict that a second attempt resolves (a PostgreSQL deadlock or
+// serialization failure). It must therefore only set its results, never
+// act on them, before Tx returns nil.
+type TxFunc func(tx Tx) error
+
+// Tx is one open store transaction. Its methods are bound to the context
+// Store.Tx was called with. Errors are *Error values with the codes each
+// method names, or a driver error that Store.Tx translates.
+type Tx interface {
+	// LockUser reads user id and holds it against concurrent logins and
+	// changes of the user until the transaction ends, so that counting the
+	// user's sessions and inserting one is atomic (invariant 1), and a
+	// disable cannot miss a session being created. CodeNotFound.
+	LockUser(id string) (*User, error)
+	// InsertUser stores u. CodeEmailTaken.
+	InsertUser(u *User) error
+	// SetPasswordHash replaces the user's password hash.
+	SetPasswordHash(userID, hash string) error
+	// SetUserFlags stores u.Disabled and u.EmailVerified.
+	SetUserFlags(u *User) error
+	// DeleteUser deletes the user and, with it, everything of theirs.
+	// CodeNotFound.
+	DeleteUser(id string) error
+
+	// SessionsForEviction returns the user's sessions with ID, CreatedAt,
+	// LastUsedAt and ExpiresAt set (what Evictions needs), locked where
+	// the store needs a lock for a concurrent refresh to be seen.
+	SessionsForEviction(userID string) ([]Session, error)
+	// InsertSession stores s. CodeNotFound if its user is gone.
+	InsertSession(s *Session) error
+	// DeleteSessions deletes the sessions ids and returns those it deleted.
+	DeleteSessions(ids []string) ([]string, error)
+	// SessionByID returns session id; nil if there is none.
+	SessionByID(id string) (*Session, error)
+	// RotateIfUnchanged advances s to the next generation, whose hash is
+	// next, and stamps it with now, if the row is still as s was read
+	// (same generation and current hash). nil if it was not.
+	RotateIfUnchanged(s *Session, next []byte, now time.Time) (*Session, error)
+	// StampIfUnchanged sets LastUsedAt to now (never backwards) if the row
+	// is still as s was read. nil if it was not.
+	StampIfUnchanged(s *Session, now time.Time) (*Session, error)
+	// DeleteIfUnchanged deletes s if the row is still as it was read (same
+	// generation, current hash and last use) and reports whether it did.
+	DeleteIfUnchanged(s *Session) (bool, error)
+	// DeleteUserSession deletes the user's session id and reports whether
+	// there was one.
+	DeleteUserSession(userID, id string) (bool, error)
+	// DeleteUserSessions deletes every session of the user and returns
+	// their ids.
+	DeleteUserSessions(userID string) ([]string, error)
+
+	// InsertEvent stores e. CodeInvalidRequest if its id is taken.
+	InsertEvent(e *Event) error
+	// WebhookSubscribers returns the ids of the webhook endpoints
+	// subscribed to events of type eventType, or to every type ("*").
+	WebhookSubscribers(eventType string) ([]string, error)
+	// InsertOutbox stores msgs as pending, with no attempts.
+	// CodeInvalidRequest for a second message of one channel, target and
+	// event.
+	InsertOutbox(msgs ...*OutboxMessage) error
+}
+
+// TxStore runs units of work.
+type TxStore interface {
+	// Tx begins a transaction, runs fn in it and commits if fn returns
+	// nil; otherwise, or if anything fails, nothing fn did remains. It
+	// returns fn's error as it is when that is an *Error, and otherwise a
+	// translated one (CodeUnavailable, CodeInternal).
+	Tx(ctx context.Context, fn TxFunc) error
+}
