@@ -502,3 +502,65 @@ func TestEventRetention(t *testing.T) {
 		t.Errorf("got %d events, want the 2 calls made after the first day", n)
 	}
 }
+
+// TestAdminUsers drives the user half of the admin API through the real
+// service on both stores: create, find, disable (which ends the sessions
+// and refuses login), a backend-made session, ending sessions, delete; the
+// changes' events name the actor.
+func TestAdminUsers(t *testing.T) {
+	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
+		e := newTestEnv(t, dbURL(t), nil)
+		key := e.adminKey("ops")
+		u := e.call("POST", "/admin/v1/users", map[string]any{"email": " Grace@Example.com", "password": testPassword, "email_verified": true}, key).want(t, 201, "")
+		id := u.str("user_id")
+		if u.str("email") != "grace@example.com" || u.Body["email_verified"] != true || u.Body["disabled"] != false {
+			t.Fatalf("created: got %s", u.Raw)
+		}
+		e.call("POST", "/admin/v1/users", map[string]any{"email": "grace@example.com", "password": testPassword}, key).want(t, 409, "email_taken")
+		found := e.call("GET", "/admin/v1/users?email=grace@example.com", nil, key).want(t, 200, "")
+		if us := found.Body["users"].([]any); len(us) != 1 || us[0].(map[string]any)["user_id"] != id {
+			t.Fatalf("find by email: got %s", found.Raw)
+		}
+		e.call("GET", "/admin/v1/users/"+id, nil, key).want(t, 200, "")
+
+		s := e.login("grace@example.com")
+		sess := e.call("GET", "/admin/v1/users/"+id+"/sessions", nil, key).want(t, 200, "")
+		if ss := sess.Body["sessions"].([]any); len(ss) != 1 || ss[0].(map[string]any)["session_id"] != s.SID {
+			t.Fatalf("sessions: got %s, want the login's", sess.Raw)
+		}
+		ext := e.call("POST", "/admin/v1/users/"+id+"/sessions", map[string]string{"user_agent": "SSO bridge", "ip": "192.0.2.9"}, key).want(t, 200, "")
+		e.call("GET", "/v1/me", nil, ext.str("access_token")).want(t, 200, "")
+		e.call("DELETE", "/admin/v1/sessions/"+ext.str("session_id"), nil, key).want(t, 204, "")
+		e.call("GET", "/v1/me", nil, ext.str("access_token")).want(t, 401, "invalid_token")
+		e.call("DELETE", "/admin/v1/sessions/"+ext.str("session_id"), nil, key).want(t, 404, "not_found")
+
+		p := e.call("PATCH", "/admin/v1/users/"+id, map[string]any{"disabled": true}, key).want(t, 200, "")
+		if p.Body["disabled"] != true {
+			t.Fatalf("patch: got %s", p.Raw)
+		}
+		e.refresh(s.RT).want(t, 401, "")
+		e.call("POST", "/v1/login", map[string]string{"email": "grace@example.com", "password": testPassword}, "").want(t, 403, "account_disabled")
+		e.call("POST", "/admin/v1/users/"+id+"/sessions", nil, key).want(t, 403, "account_disabled")
+		e.call("PATCH", "/admin/v1/users/"+id, map[string]any{"disabled": false}, key).want(t, 200, "")
+		e.login("grace@example.com")
+		e.call("DELETE", "/admin/v1/users/"+id+"/sessions", nil, key).want(t, 204, "")
+		if n := len(e.liveSessions("grace@example.com")); n != 0 {
+			t.Errorf("after ending every session: %d live", n)
+		}
+
+		ev := e.call("GET", "/admin/v1/events?user_id="+id+"&limit=200", nil, key).want(t, 200, "")
+		actors := 0
+		for _, x := range ev.Body["events"].([]any) {
+			if d, _ := x.(map[string]any)["data"].(map[string]any); d["actor"] == "ops" {
+				actors++
+			}
+		}
+		if actors == 0 {
+			t.Errorf("no event of the user names the actor: %s", ev.Raw)
+		}
+
+		e.call("DELETE", "/admin/v1/users/"+id, nil, key).want(t, 204, "")
+		e.call("GET", "/admin/v1/users/"+id, nil, key).want(t, 404, "not_found")
+		e.call("DELETE", "/admin/v1/users/"+id, nil, key).want(t, 404, "not_found")
+	})
+}
