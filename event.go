@@ -39,6 +39,7 @@ const (
 	EventMFADisabled            = "mfa.disabled"
 	EventPasskeyAdded           = "passkey.added"
 	EventPasskeyRemoved         = "passkey.removed"
+	EventAdminRequest           = "admin.request" // data: actor, method, path, status
 )
 
 // EventTypes lists every event type, for validating a webhook subscription.
@@ -48,6 +49,7 @@ var EventTypes = []string{
 	EventPasswordChanged, EventPasswordResetRequested, EventPasswordReset,
 	EventEmailVerificationSent, EventEmailVerified,
 	EventMFAEnabled, EventMFADisabled, EventPasskeyAdded, EventPasskeyRemoved,
+	EventAdminRequest,
 }
 
 // Why a session ended: data.reason of session.ended.

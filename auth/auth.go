@@ -98,6 +98,7 @@ type Service struct {
 	keys      throttleKeys
 	events    Events
 	logger    *slog.Logger
+	admin     adminDeps
 }
 
 // Events receives what the service did that metrics count; a nil Events in
@@ -131,6 +132,15 @@ type Deps struct {
 	Throttle          Throttle
 	Events            Events
 	Logger            *slog.Logger
+	// Admin, WebhookURLCheck and OutboxNotify serve the admin API
+	// (admin_webhooks.go); without Admin its methods fail.
+	Admin sessiond.AdminStore
+	// WebhookURLCheck refuses an endpoint URL deliveries must not go to
+	// (CodeInvalidRequest); nil accepts none.
+	WebhookURLCheck func(ctx context.Context, url string) error
+	// OutboxNotify, if set, is called after outbox messages are written,
+	// so that the worker sends them without waiting for its next poll.
+	OutboxNotify func()
 }
 
 // New returns a Service.
@@ -144,6 +154,7 @@ func New(d Deps) *Service {
 		s.clock = sessiond.SystemClock
 	}
 	s.keys = deriveThrottleKeys(d.Throttle.Secret)
+	s.admin = adminDeps{store: d.Admin, checkURL: d.WebhookURLCheck, notify: d.OutboxNotify}
 	if s.pwMin == 0 {
 		s.pwMin = DefaultPasswordMinLength
 	}

@@ -42,6 +42,28 @@ func routeTable(d Deps) []route {
 		{"GET /readyz", handleReadyz(d.Logger, d.Ready)},
 		{"GET /openapi.yaml", handleOpenAPI()},
 	}
+	admin := func(h http.Handler) http.Handler { return adminOnly(d.Logger, d.AdminAuth, d.TrustedProxies, h) }
+	a := d.Admin
+	if a == nil {
+		a = noAdmin{}
+	}
+	routes = append(routes, // admin.go
+		route{"GET /admin/v1/users", admin(handleAdminUsers(d.Logger, a))},
+		route{"POST /admin/v1/users", admin(handleAdminCreateUser(d.Logger, a))},
+		route{"GET /admin/v1/users/{id}", admin(handleAdminUser(d.Logger, a))},
+		route{"PATCH /admin/v1/users/{id}", admin(handleAdminUpdateUser(d.Logger, a))},
+		route{"DELETE /admin/v1/users/{id}", admin(handleAdminNoContent(d.Logger, "user", a.DeleteUser))},
+		route{"GET /admin/v1/users/{id}/sessions", admin(handleAdminUserSessions(d.Logger, a))},
+		route{"DELETE /admin/v1/users/{id}/sessions", admin(handleAdminNoContent(d.Logger, "user", a.EndUserSessions))},
+		route{"POST /admin/v1/users/{id}/sessions", admin(handleAdminCreateSession(d.Logger, a))},
+		route{"DELETE /admin/v1/sessions/{id}", admin(handleAdminNoContent(d.Logger, "session", a.EndSession))},
+		route{"GET /admin/v1/events", admin(handleAdminEvents(d.Logger, a))},
+		route{"POST /admin/v1/webhooks", admin(handleAdminCreateWebhook(d.Logger, a))},
+		route{"GET /admin/v1/webhooks", admin(handleAdminWebhooks(d.Logger, a))},
+		route{"DELETE /admin/v1/webhooks/{id}", admin(handleAdminNoContent(d.Logger, "webhook", a.DeleteWebhook))},
+		route{"GET /admin/v1/webhooks/{id}/deliveries", admin(handleAdminDeliveries(d.Logger, a))},
+		route{"POST /admin/v1/webhooks/{id}/redeliver", admin(handleAdminRedeliver(d.Logger, a))},
+	)
 	if d.Account != nil { // the account page, web/
 		routes = append(routes, route{"GET /account/", d.Account},
 			route{"GET /account", http.RedirectHandler("/account/", http.StatusMovedPermanently)},

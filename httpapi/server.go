@@ -37,6 +37,10 @@ type Deps struct {
 	Browser Browser
 	// Account serves the account page under /account/; nil leaves it out.
 	Account http.Handler
+	// Admin and AdminAuth serve /admin/v1 (admin.go); without AdminAuth
+	// every admin call is refused with 401.
+	Admin     sessiond.AdminService
+	AdminAuth sessiond.AdminAuthenticator
 }
 
 // NewServer returns the sessiond HTTP API.

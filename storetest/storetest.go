@@ -53,6 +53,7 @@ func Run(t *testing.T, openStore func(t *testing.T) sessiond.Store) {
 		{"attempts", testAttempts},
 		{"outbox", testOutbox},
 		{"events", testEvents},
+		{"admin", testAdmin},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, open) })
 	}

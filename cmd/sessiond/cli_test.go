@@ -90,7 +90,8 @@ func wantOneLine(t *testing.T, err error, parts ...string) {
 func TestCommandsOnExistingDataRefuseToCreateADatabase(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
-	for _, args := range [][]string{{"keys", "rotate"}, {"keys", "list"}} {
+	for _, args := range [][]string{{"keys", "rotate"}, {"keys", "list"},
+		{"admin-keys", "create", "ops"}, {"admin-keys", "list"}, {"admin-keys", "revoke", "ops"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			var out bytes.Buffer
 			err := run(context.Background(), args, getenvFrom(map[string]string{"SESSIOND_DATABASE_URL": "sqlite:sessiond.db"}), &out, io.Discard)
@@ -259,6 +260,11 @@ func TestHelp(t *testing.T) {
 		{[]string{"version", "-h"}, []string{"Usage: sessiond version"}, nil, true},
 		{[]string{"help", "keys", "list"}, []string{"Usage: sessiond keys list", "-database-url"}, []string{"-max-sessions"}, false},
 		{[]string{"help", "bench"}, []string{"Usage: sessiond bench", "-cleanup"}, nil, false},
+		{[]string{"admin-keys", "-h"}, []string{"Usage: sessiond admin-keys create NAME|list|revoke NAME", "revoke NAME"}, nil, true},
+		{[]string{"admin-keys", "create", "-h"}, []string{"Usage: sessiond admin-keys create NAME", "-database-url"}, []string{"-max-sessions"}, true},
+		{[]string{"admin-keys", "list", "-h"}, []string{"Usage: sessiond admin-keys list", "-database-url"}, []string{"-max-sessions"}, true},
+		{[]string{"admin-keys", "revoke", "-h"}, []string{"Usage: sessiond admin-keys revoke NAME", "-database-url"}, []string{"-max-sessions"}, true},
+		{[]string{"help", "admin-keys", "create"}, []string{"Usage: sessiond admin-keys create NAME", "-db-timeout"}, nil, false},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -42,6 +42,8 @@ func bindFlags(fs *flag.FlagSet, c *app.Config) {
 	fs.BoolVar(&c.CookieMode, "cookie-mode", c.CookieMode, "let browsers get the refresh token as an HttpOnly cookie (X-Sessiond-Cookie: 1), and serve /account")
 	fs.BoolVar(&c.CookieSecure, "cookie-secure", c.CookieSecure, "mark the refresh cookie Secure; false only for http://localhost development")
 	fs.StringVar(&c.EncryptionKeyFile, "encryption-key-file", c.EncryptionKeyFile, "file holding the key(s) that encrypt secrets at rest (SESSIOND_ENCRYPTION_KEY holds them directly; it has no flag, so the key never shows in a process list)")
+	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "how long events and finished webhook deliveries are kept")
+	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "allow webhook URLs on loopback, link-local and private addresses (refused by default against server-side request forgery)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", c.AllowedOrigins, "comma-separated origins (https://app.example.com) allowed CORS with credentials and cookie mode")
 }
 

@@ -21,6 +21,8 @@ Usage:
   sessiond keys list [flags]   show every signing key
   sessiond secrets reencrypt   seal every stored secret under the newest
                                SESSIOND_ENCRYPTION_KEY
+  sessiond admin-keys create NAME|list|revoke NAME
+                               manage the keys of the admin API (/admin/v1)
   sessiond bench [flags]       drive a running sessiond and measure it
   sessiond version             show the version and the source revision
   sessiond help [COMMAND]      show this text, or a command's
@@ -66,10 +68,29 @@ it made: given an admin key in SESSIOND_BENCH_ADMIN_KEY (sessiond admin-keys
 create), it deletes the users it signed up (bench-*@example.com) through the
 admin API; without one it ends their sessions, and the users stay.`},
 	"secrets": {usage: "sessiond secrets reencrypt [flags]", text: `Re-seal every secret stored in an existing database (signing keys, refresh and
-login-throttle MAC secrets) under the newest key of SESSIOND_ENCRYPTION_KEY,
+login-throttle MAC secrets, webhook signing secrets) under the newest key of SESSIOND_ENCRYPTION_KEY,
 encrypting those still stored in the clear. Every value is opened first, so a
 missing old key or a tampered value changes nothing.`,
 		flags: []string{"database-url", "db-timeout", "encryption-key-file"}},
+	"admin-keys": {usage: "sessiond admin-keys create NAME|list|revoke NAME [flags]", text: `Manage the keys that authenticate the admin API (/admin/v1, Authorization:
+Bearer <key>) on an existing database; none of these creates one.
+
+  create NAME   make a key and print it, alone, on the first line of stdout;
+                it is shown only this once (see "sessiond admin-keys create -h")
+  list          show every key: created, last used, revoked
+  revoke NAME   refuse the key from now on; its name stays taken`},
+	"admin-keys create": {usage: "sessiond admin-keys create NAME [flags]", text: `Make an admin key named NAME (letters, digits, '.', '_', '-'; at most 64) in an
+existing database and print it alone on the first line of stdout, so that
+KEY=$(sessiond admin-keys create NAME) captures it. Only its SHA-256 is stored:
+the key is never shown again. NAME appears as data.actor in the admin.request
+event of every call made with the key.`,
+		flags: []string{"database-url", "db-timeout"}},
+	"admin-keys list": {usage: "sessiond admin-keys list [flags]", text: `Show every admin key of an existing database, revoked ones too: name, created,
+last used (to the minute), revoked.`,
+		flags: []string{"database-url", "db-timeout"}},
+	"admin-keys revoke": {usage: "sessiond admin-keys revoke NAME [flags]", text: `Revoke the admin key named NAME: every instance refuses it (401) from its next
+call. The row stays, so that the name in past events still means this key.`,
+		flags: []string{"database-url", "db-timeout"}},
 	"version": {usage: "sessiond version", text: `Show the module version, the Go version, and the source revision it was built
 from.`},
 }
@@ -147,7 +168,7 @@ func helpOf(name string, w io.Writer) error {
 	switch name {
 	case "bench":
 		bindBenchFlags(fs)
-	case "version", "keys":
+	case "version", "keys", "admin-keys":
 		fs = nil
 	default:
 		c := app.DefaultConfig()

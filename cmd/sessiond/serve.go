@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/sessiond/sessiond/internal/app"
@@ -106,6 +107,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	go func() { served <- srv.Serve(ln) }()
 	go a.ReloadKeys(ctx, cfg.KeyReload)
 	go a.Sweep(ctx, cfg.SweepInterval)
+	// The outbox worker stops with ctx: it finishes recording the sends in
+	// flight (cut short ones are released, to be sent again) before the
+	// deferred Close, which it must not outlive.
+	var background sync.WaitGroup
+	defer background.Wait()
+	workerCtx, stopWorker := context.WithCancel(ctx)
+	defer stopWorker() // before the Wait: a failed Serve returns with ctx live
+	background.Go(func() { a.DeliverOutbox(workerCtx) })
 	logger.Info("sessiond listening", "addr", ln.Addr().String(), "public_url", cfg.PublicBaseURL(), "issuer", cfg.Issuer, "database", databaseName(cfg))
 	fmt.Fprintf(stdout, "sessiond listening on http://%s\n", ln.Addr())
 

@@ -15,16 +15,19 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/auth"
 	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/outbox"
 	"github.com/sessiond/sessiond/password"
 	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/sqlite"
 	"github.com/sessiond/sessiond/token"
 	"github.com/sessiond/sessiond/web"
+	"github.com/sessiond/sessiond/webhook"
 )
 
 // Store is a sessiond.Store with its schema migrations.
 type Store interface {
 	sessiond.Store
+	sessiond.AdminStore
 	Migrate(ctx context.Context) error
 }
 
@@ -58,6 +61,10 @@ type App struct {
 	Auth     *auth.Service
 	policy   sessiond.Policy
 	schedule sessiond.KeySchedule
+	// outbox delivers webhooks (DeliverOutbox); retention is how long
+	// events are kept (Sweep).
+	outbox    *outbox.Worker
+	retention time.Duration
 }
 
 // New migrates the database, makes sure a signing key and the
@@ -74,7 +81,7 @@ func New(ctx context.Context, cfg Config, db Store, logger *slog.Logger, clock s
 	}
 	sealed := withSealing(db, keys)
 	a := &App{Store: sealed, Keys: token.NewKeyring(cfg.AccessTTL), clock: clock, logger: logger,
-		policy: cfg.Policy, schedule: sessiond.KeySchedule{AccessTTL: cfg.AccessTTL}}
+		policy: cfg.Policy, schedule: sessiond.KeySchedule{AccessTTL: cfg.AccessTTL}, retention: cfg.EventRetention}
 	if err := a.init(ctx, cfg); err != nil {
 		return nil, sealError(err)
 	}
@@ -135,6 +142,14 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 	if p, ok := a.Store.(interface{ PoolStats() []sessiond.PoolStats }); ok {
 		a.Registry.MustRegister(newPoolCollector(p.PoolStats))
 	}
+	outboxMetrics, err := outbox.NewMetrics(a.Registry)
+	if err != nil {
+		return err
+	}
+	a.outbox = outbox.New(a.Store, map[string]outbox.Sender{
+		sessiond.ChannelWebhook: webhook.NewSender(a.Store, webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, Clock: a.clock}),
+	}, outbox.Options{Clock: a.clock, Metrics: outboxMetrics, Logger: a.logger})
+	allowPrivate := cfg.WebhookAllowPrivate
 	svc := auth.New(auth.Deps{
 		Store:             a.Store,
 		Hasher:            a.Hasher,
@@ -155,6 +170,11 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 		},
 		Events: newEvents(a.Registry),
 		Logger: a.logger,
+		Admin:  a.Store,
+		WebhookURLCheck: func(ctx context.Context, url string) error {
+			return webhook.ValidateURL(ctx, url, allowPrivate, nil)
+		},
+		OutboxNotify: a.outbox.Notify,
 	})
 	a.Auth = svc
 	trusted, err := httpapi.ParseTrustedProxies(cfg.TrustedProxies)
@@ -170,9 +190,16 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 		TrustedProxies: trusted,
 		Browser:        cfg.Browser(),
 		Account:        accountPage(cfg),
+		Admin:          svc,
+		AdminAuth:      svc,
 	})
 	return nil
 }
+
+// DeliverOutbox runs the outbox worker until ctx ends, then waits for the
+// sends in flight. Every instance runs one; their leases keep them from
+// sending one message at the same time.
+func (a *App) DeliverOutbox(ctx context.Context) { a.outbox.Run(ctx) }
 
 // Metrics serves the registry in the Prometheus text format, for the
 // operators' listener; the API handler never serves it.

@@ -72,6 +72,13 @@ type Config struct {
 	// names holds the keys that seal secrets at rest; see SealKeys.
 	EncryptionKey     string
 	EncryptionKeyFile string
+	// EventRetention is how long events (and finished outbox messages)
+	// are kept before the sweep deletes them.
+	EventRetention time.Duration
+	// WebhookAllowPrivate lets webhook endpoints be on loopback, private
+	// and link-local addresses, which are refused by default so that the
+	// admin API cannot be used to reach inside the operator's network.
+	WebhookAllowPrivate bool
 }
 
 // DefaultConfig is the documented defaults (docs/API.md).
@@ -98,6 +105,7 @@ func DefaultConfig() Config {
 		CookieSecure:            true,
 		PasswordHash:            password.DefaultParams(),
 		HashWait:                2 * time.Second,
+		EventRetention:          2160 * time.Hour,
 	}
 }
 
@@ -179,6 +187,8 @@ func (c *Config) ValidateSettings() error {
 		return bad("key-reload", "%v is not between 1s and 1m", c.KeyReload)
 	case c.StartTimeout < 0:
 		return bad("start-timeout", "%v is negative", c.StartTimeout)
+	case c.EventRetention < time.Hour:
+		return bad("event-retention", "%v is shorter than 1h", c.EventRetention)
 	}
 	if _, err := httpapi.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		return bad("trusted-proxies", "%v", err)

@@ -147,7 +147,8 @@ func (s *sealedStore) PoolStats() []sessiond.PoolStats {
 	return nil
 }
 
-// ReencryptSecrets seals every stored secret under the newest key of cfg's
+// ReencryptSecrets seals every stored secret (webhook endpoints' signing
+// secrets included) under the newest key of cfg's
 // SESSIOND_ENCRYPTION_KEY: values in the clear, and values sealed under an
 // older key. Every value is opened first, so a value no configured key
 // opens (a missing old key, tampering) stops it with nothing changed. It
@@ -164,7 +165,15 @@ func ReencryptSecrets(ctx context.Context, db Store, cfg Config) (int, error) {
 	if s, ok := db.(*sealedStore); ok {
 		raw = s.Store
 	}
-	return raw.ResealSecrets(ctx, func(v sessiond.StoredSecret) ([]byte, error) {
+	// The endpoints' secrets first: if the server secrets then fail,
+	// running the command again finishes the job.
+	hooks, err := raw.ResealWebhookSecrets(ctx, func(v sessiond.StoredSecret) ([]byte, error) {
+		return resealWebhookSecret(keys, v)
+	})
+	if err != nil {
+		return 0, err
+	}
+	n, err := raw.ResealSecrets(ctx, func(v sessiond.StoredSecret) ([]byte, error) {
 		context := keyContext(v.Name)
 		if v.Kind == sessiond.SecretKindServer {
 			context = secretContext(v.Name)
@@ -178,6 +187,7 @@ func ReencryptSecrets(ctx context.Context, db Store, cfg Config) (int, error) {
 		}
 		return keys.Seal(context, p), nil
 	})
+	return hooks + n, err
 }
 
 // sealError returns the *seal.Error in err's chain, so that a refusal to

@@ -9,8 +9,8 @@ import (
 // sweepers on several instances interleave instead of queueing.
 const SweepBatch = 500
 
-// Sweep deletes expired sessions and forgotten attempt counters every
-// interval, in small batches, until none are left.
+// Sweep deletes expired sessions, forgotten attempt counters, and events
+// past their retention every interval, in small batches, until none are left.
 func (a *App) Sweep(ctx context.Context, interval time.Duration) {
 	every(ctx, interval, func() {
 		n, err := a.SweepOnce(ctx)
@@ -51,5 +51,35 @@ func (a *App) SweepOnce(ctx context.Context) (int, error) {
 			break
 		}
 	}
+	if err := a.sweepEvents(ctx); err != nil {
+		return total, err
+	}
 	return total, ctx.Err()
+}
+
+// sweepEvents deletes events, and delivered or failed outbox messages,
+// older than the retention, in batches like the sessions. Pending messages
+// stay whatever their age: the worker still owes them.
+func (a *App) sweepEvents(ctx context.Context) error {
+	if a.retention <= 0 {
+		return nil
+	}
+	for _, del := range []func(context.Context, time.Time, int) (int, error){
+		a.Store.DeleteEventsBefore, a.Store.DeleteFinishedOutboxBefore,
+	} {
+		for ctx.Err() == nil {
+			n, err := del(ctx, a.clock().Add(-a.retention), SweepBatch)
+			if err != nil {
+				return err
+			}
+			if n < SweepBatch {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
