@@ -33,7 +33,7 @@ dburl() { # a fresh database for $1
 	echo "$pg/bench_$1?sslmode=disable"
 }
 start_sessiond() { # port name; the admin listener (/metrics) is on port+1000
-	SESSIOND_ADDR=127.0.0.1:$1 SESSIOND_PUBLIC_URL=http://127.0.0.1:$1 SESSIOND_ADMIN_ADDR=127.0.0.1:$(($1 + 1000)) SESSIOND_SIGNUP_RATE=1000000 SESSIOND_DATABASE_URL=$(dburl "$2") "$work/sessiond" >"$work/$2.log" 2>&1 &
+	SESSIOND_ADDR=127.0.0.1:$1 SESSIOND_PUBLIC_URL=http://127.0.0.1:$1 SESSIOND_ADMIN_ADDR=127.0.0.1:$(($1 + 1000)) SESSIOND_SIGNUP_RATE=1000000 SESSIOND_LOGIN_MAX_IP_FAILURES=1000000 SESSIOND_DATABASE_URL=$(dburl "$2") "$work/sessiond" >"$work/$2.log" 2>&1 &
 	pids+=($!); echo $! >"$work/$2.pid"
 }
 wait_up() { for _ in $(seq 50); do curl -sf "http://127.0.0.1:$1/$2" -o /dev/null && return; sleep 0.1; done; echo "port $1 did not come up"; exit 1; }
@@ -87,7 +87,9 @@ for op in refresh login; do
 	start_sessiond 18181 "mem_$op"
 	wait_up 18181 healthz
 	pid=$(cat "$work/mem_$op.pid")
-	bench 18181 "$op" 256 >"$work/mem_$op.json" &
+	# A c=256 login load is mostly 503s (the hashing slots are full, by
+	# design), so bench exits non-zero; its figures are still the point.
+	{ bench 18181 "$op" 256 >"$work/mem_$op.json" || true; } &
 	bpid=$!
 	if [ "$op" = refresh ]; then
 		# At least 256: a set-up login whose answer came too late for the
