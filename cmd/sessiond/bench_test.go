@@ -107,17 +107,26 @@ func TestBenchCountsOnlyAnsweredRequests(t *testing.T) {
 	}
 }
 
-// TestBenchCleanup: with -cleanup (the default) the users bench made have
-// no session left afterwards; with -cleanup=false they keep theirs.
+// TestBenchCleanup: with -cleanup (the default) and an admin key, the users
+// bench made are gone afterwards; without a key they stay with no session
+// left; with -cleanup=false they keep their sessions.
 func TestBenchCleanup(t *testing.T) {
 	e := newTestEnv(t, "sqlite:"+t.TempDir()+"/s.db", nil)
+	key := e.adminKey("bench")
 	for _, tt := range []struct {
+		name         string
 		flag         string
+		env          map[string]string
+		wantUsers    bool
 		wantSessions bool
-	}{{"-cleanup=true", false}, {"-cleanup=false", true}} {
-		t.Run(tt.flag, func(t *testing.T) {
+	}{
+		{"admin key", "-cleanup=true", map[string]string{benchAdminKeyEnv: key}, false, false},
+		{"no admin key", "-cleanup=true", nil, true, false},
+		{"no cleanup", "-cleanup=false", map[string]string{benchAdminKeyEnv: key}, true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			if err := run(context.Background(), []string{"bench", "-url", e.srv.URL, "-op", "refresh", "-c", "3", "-d", "200ms", "-json", tt.flag}, getenvFrom(nil), &out, io.Discard); err != nil {
+			if err := run(context.Background(), []string{"bench", "-url", e.srv.URL, "-op", "refresh", "-c", "3", "-d", "200ms", "-json", tt.flag}, getenvFrom(tt.env), &out, io.Discard); err != nil {
 				t.Fatal(err)
 			}
 			var r loadgen.Result
@@ -127,8 +136,18 @@ func TestBenchCleanup(t *testing.T) {
 			if r.Users != 3 {
 				t.Fatalf("got %d users, want 3", r.Users)
 			}
+			if want := map[bool]int{false: 3, true: 0}[tt.wantUsers]; r.UsersDeleted != want {
+				t.Errorf("got %d users deleted, want %d", r.UsersDeleted, want)
+			}
 			for i := range 3 {
 				email := strings.Replace(strings.TrimPrefix(r.UserPattern, "*"), "*", strconv.Itoa(i), 1)
+				_, err := e.app.Store.UserByEmail(context.Background(), email)
+				if exists := err == nil; exists != tt.wantUsers {
+					t.Fatalf("%s exists: %v (%v); want %v", email, exists, err, tt.wantUsers)
+				}
+				if !tt.wantUsers {
+					continue
+				}
 				if got := len(e.liveSessions(email)); (got > 0) != tt.wantSessions {
 					t.Errorf("%s has %d live sessions; want sessions left: %v", email, got, tt.wantSessions)
 				}
