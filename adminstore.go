@@ -85,6 +85,9 @@ type AdminStore interface {
 	// DeleteWebhookEndpoint removes endpoint id and its pending
 	// deliveries. CodeNotFound.
 	DeleteWebhookEndpoint(ctx context.Context, id string) error
+	// DeleteExpiredAccountTokens deletes at most limit account tokens
+	// expired by now, used or not, and returns how many.
+	DeleteExpiredAccountTokens(ctx context.Context, now time.Time, limit int) (int, error)
 	// DeleteEventsBefore deletes at most limit events that occurred
 	// before cutoff, and returns how many.
 	DeleteEventsBefore(ctx context.Context, cutoff time.Time, limit int) (int, error)

@@ -26,6 +26,7 @@ const (
 	CodeUnavailable         = "unavailable"
 	CodeInternal            = "internal"
 	CodeAccountDisabled     = "account_disabled"
+	CodeInvalidLink         = "invalid_link"
 )
 
 // Error is the one error type that carries a code across package boundaries.

@@ -53,6 +53,11 @@ type OutboxClaim struct {
 	// SkipTargets are targets the worker has no capacity for: their
 	// messages stay unclaimed for another worker, or a later claim.
 	SkipTargets []string
+	// Channels, when set, limits the claim to messages of these channels:
+	// those the worker has a sender for. A message of another channel
+	// stays pending, its attempts untouched, until a worker that can send
+	// it comes (mail waits so while no SMTP server is configured).
+	Channels []string
 }
 
 // OutboxAttempt is the outcome of one send, as the worker decided it.
@@ -142,6 +147,9 @@ type EventStore interface {
 	// a full schedule of retries again. A delivery still pending is left
 	// as it is. CodeNotFound if there is no such delivery.
 	RedeliverOutbox(ctx context.Context, channel, target, eventID string, now time.Time) error
+	// PendingMail lists at most limit mail messages still pending, oldest
+	// first, for an operator without an SMTP server.
+	PendingMail(ctx context.Context, limit int) ([]OutboxMessage, error)
 }
 
 // retrySchedule is the nominal wait after each failed attempt; the last

@@ -82,6 +82,18 @@ type Tx interface {
 	// CodeInvalidRequest for a second message of one channel, target and
 	// event.
 	InsertOutbox(msgs ...*OutboxMessage) error
+
+	// InsertAccountToken stores t and deletes every unused token of the
+	// same kind and user, which the new one supersedes.
+	InsertAccountToken(t *AccountToken) error
+	// ConsumeAccountToken marks the token of that kind whose hash is hash
+	// used at now and returns it, in one statement, so that of concurrent
+	// consumers exactly one gets it; nil if there is no such token, or it
+	// is used, superseded or expired at now.
+	ConsumeAccountToken(kind string, hash []byte, now time.Time) (*AccountToken, error)
+	// DeleteAccountTokens deletes every unused token of that kind of the
+	// user, as a password change does to reset links.
+	DeleteAccountTokens(userID, kind string) error
 }
 
 // TxStore runs units of work.

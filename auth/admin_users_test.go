@@ -119,7 +119,7 @@ func TestUseCaseEvents(t *testing.T) {
 		if _, err := e.svc.Login(ctx, "ada@example.com", pw, client); err != nil {
 			t.Fatal(err)
 		}
-		wantKinds(t, e.kinds(t, u.ID), "user.created", "login.failed:wrong_password", "session.created:password")
+		wantKinds(t, e.kinds(t, u.ID), "user.created", "email.verification_sent", "login.failed:wrong_password", "session.created:password")
 		events, _ := e.events.Events(ctx, sessiond.EventQuery{UserID: u.ID, Limit: 10})
 		for _, ev := range events {
 			if ev.IP != client.IP || ev.UserAgent != client.UserAgent {
@@ -181,7 +181,7 @@ func TestUseCaseEvents(t *testing.T) {
 		_, err = e.svc.User(ctx, u.ID)
 		wantErrCode(t, err, sessiond.CodeNotFound)
 		wantKinds(t, e.kinds(t, u.ID),
-			"user.created", "login.failed:wrong_password", "session.created:password",
+			"user.created", "email.verification_sent", "login.failed:wrong_password", "session.created:password",
 			"user.updated:true:ops", "session.ended:user_disabled:ops",
 			"login.failed:account_disabled", "login.failed:wrong_password",
 			"user.updated:false:true:ops",

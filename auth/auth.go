@@ -10,7 +10,8 @@
 //
 // Start at Service.Login and CreateSession (login.go); the cap itself is
 // sessiond.Evictions. Refresh is RefreshSession (refresh.go), logouts are
-// in sessions.go. The algorithms are exported so that package storetest
+// in sessions.go, and the flows that mail a one-time link (password reset,
+// email verification) in account.go. The algorithms are exported so that package storetest
 // proves them against every store.
 //
 // # Throttling (throttle.go)
@@ -55,6 +56,9 @@
 //
 // Signups reserve one attempt per client IP and hour
 // (Throttle.SignupsPerHour) before hashing, refused with CodeRateLimited.
+// Requests that cause mail reserve one per client IP and hour as well
+// (Accounts.MailRequestsPerHour), and each mail one on its address's
+// counters, whose refusal suppresses the mail but not the answer.
 package auth
 
 import (
@@ -99,6 +103,7 @@ type Service struct {
 	events    Events
 	logger    *slog.Logger
 	admin     adminDeps
+	accounts  Accounts
 }
 
 // Events receives what the service did that metrics count; a nil Events in
@@ -141,6 +146,9 @@ type Deps struct {
 	// OutboxNotify, if set, is called after outbox messages are written,
 	// so that the worker sends them without waiting for its next poll.
 	OutboxNotify func()
+	// Accounts configures password reset and email verification
+	// (account.go).
+	Accounts Accounts
 }
 
 // New returns a Service.
@@ -149,6 +157,7 @@ func New(d Deps) *Service {
 		store: d.Store, hasher: d.Hasher, issuer: d.Issuer, verifier: d.Verifier,
 		refresher: d.Refresher, clock: d.Clock, policy: d.Policy, pwMin: d.PasswordMinLength,
 		pwScore: d.PasswordMinScore, throttle: d.Throttle, events: d.Events, logger: d.Logger,
+		accounts: d.Accounts.withDefaults(),
 	}
 	if s.clock == nil {
 		s.clock = sessiond.SystemClock
@@ -214,9 +223,11 @@ func validateEmail(email string) error {
 	return nil
 }
 
-// Signup creates a user. A signup that gets as far as hashing counts
-// against its client IP's limit, whether it then succeeds or finds the
-// email taken; one that hits an outage gives its attempt back.
+// Signup creates a user and, in the same transaction, the mail that asks
+// to confirm the address (when account mail is configured). A signup that
+// gets as far as hashing counts against its client IP's limit, whether it
+// then succeeds or finds the email taken; one that hits an outage gives
+// its attempt back.
 func (s *Service) Signup(ctx context.Context, email, pw string, c sessiond.ClientInfo) (*sessiond.User, error) {
 	email = NormalizeEmail(email)
 	if err := validateEmail(email); err != nil {
@@ -241,13 +252,22 @@ func (s *Service) Signup(ctx context.Context, email, pw string, c sessiond.Clien
 		if err := tx.InsertUser(u); err != nil {
 			return err
 		}
-		return record(tx, now, origin(c).event(sessiond.EventUserCreated, u.ID, "", nil))
+		if err := record(tx, now, origin(c).event(sessiond.EventUserCreated, u.ID, "", nil)); err != nil {
+			return err
+		}
+		if s.accounts.Mail == nil {
+			return nil
+		}
+		return s.mailToken(tx, now, origin(c), u, sessiond.TokenVerifyEmail, sessiond.EventEmailVerificationSent)
 	})
 	if err != nil {
 		if sessiond.ErrorCode(err) != sessiond.CodeEmailTaken {
 			s.release(ctx, counts)
 		}
 		return nil, err
+	}
+	if s.accounts.Mail != nil {
+		s.mailQueued()
 	}
 	return u, nil
 }

@@ -45,21 +45,28 @@ func (o Origin) ended(tx sessiond.Tx, now time.Time, userID string, ids []string
 // change's transaction, the event and its deliveries exist exactly when the
 // change committed.
 func record(tx sessiond.Tx, now time.Time, e sessiond.Event) error {
+	_, err := recordID(tx, now, e)
+	return err
+}
+
+// recordID is record, returning the event's id, for the outbox rows of
+// other channels (mail) that the event causes.
+func recordID(tx sessiond.Tx, now time.Time, e sessiond.Event) (string, error) {
 	e.ID = sessiond.NewEventID(now)
 	e.OccurredAt = now
 	if err := tx.InsertEvent(&e); err != nil {
-		return fmt.Errorf("insert event: %w", err)
+		return "", fmt.Errorf("insert event: %w", err)
 	}
 	targets, err := tx.WebhookSubscribers(e.Type)
 	if err != nil {
-		return fmt.Errorf("select webhook subscribers: %w", err)
+		return "", fmt.Errorf("select webhook subscribers: %w", err)
 	}
 	if len(targets) == 0 {
-		return nil
+		return e.ID, nil
 	}
 	payload, err := json.Marshal(e)
 	if err != nil {
-		return fmt.Errorf("encode event: %w", err)
+		return "", fmt.Errorf("encode event: %w", err)
 	}
 	msgs := make([]*sessiond.OutboxMessage, len(targets))
 	for i, target := range targets {
@@ -69,7 +76,7 @@ func record(tx sessiond.Tx, now time.Time, e sessiond.Event) error {
 		}
 	}
 	if err := tx.InsertOutbox(msgs...); err != nil {
-		return fmt.Errorf("insert outbox: %w", err)
+		return "", fmt.Errorf("insert outbox: %w", err)
 	}
-	return nil
+	return e.ID, nil
 }

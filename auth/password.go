@@ -21,7 +21,8 @@ func normalizePassword(pw string) string { return norm.NFKC.String(pw) }
 
 // checkPassword enforces the length bounds in code points after
 // normalization, then refuses common or easily guessed passwords, with the
-// email as context so "ada@example.com" cannot use "ada example 2026".
+// email as context so "ada@example.com" cannot use "ada example 2026"
+// (none when email is empty).
 func (s *Service) checkPassword(pw, email string) error {
 	if !utf8.ValidString(pw) {
 		return sessiond.Errorf(sessiond.CodeWeakPassword, "password must be valid UTF-8")
@@ -29,7 +30,11 @@ func (s *Service) checkPassword(pw, email string) error {
 	if n := utf8.RuneCountInString(pw); n < s.pwMin || n > PasswordMaxLength {
 		return sessiond.Errorf(sessiond.CodeWeakPassword, "password must be %d to %d characters long, got %d", s.pwMin, PasswordMaxLength, n)
 	}
-	r := zxcvbn.PasswordStrength(pw, emailWords(email))
+	var words []string
+	if email != "" {
+		words = emailWords(email)
+	}
+	r := zxcvbn.PasswordStrength(pw, words)
 	if r.Score >= s.pwScore {
 		return nil
 	}

@@ -37,6 +37,7 @@ var statusOf = map[string]int{
 	sessiond.CodeUnavailable:         http.StatusServiceUnavailable,
 	sessiond.CodeInternal:            http.StatusInternalServerError,
 	sessiond.CodeAccountDisabled:     http.StatusForbidden,
+	sessiond.CodeInvalidLink:         http.StatusBadRequest,
 }
 
 // problem is an RFC 9457 problem document with sessiond's stable code.

@@ -28,6 +28,10 @@ func Routes() []string {
 // routeTable is the whole API in one place (docs/API.md).
 func routeTable(d Deps) []route {
 	bd := newBrowserDeps(d) // cookie mode, cookie.go
+	var acc sessiond.AccountService = noAccounts{}
+	if d.Accounts != nil {
+		acc = d.Accounts
+	}
 	routes := []route{
 		{"POST /v1/signup", handleSignup(d.Logger, d.Auth, d.TrustedProxies)},
 		{"POST /v1/login", handleLogin(d.Logger, d.Auth, d.TrustedProxies, bd)},
@@ -37,6 +41,10 @@ func routeTable(d Deps) []route {
 		{"GET /v1/sessions", bearer(d.Logger, d.Auth, handleListSessions(d.Logger, d.Auth))},
 		{"DELETE /v1/sessions/{id}", bearer(d.Logger, d.Auth, handleRevokeSession(d.Logger, d.Auth))},
 		{"GET /v1/me", bearer(d.Logger, d.Auth, handleMe(d.Logger, d.Auth))},
+		{"POST /v1/password/forgot", handleForgotPassword(d.Logger, acc, d.TrustedProxies)}, // account.go
+		{"POST /v1/password/reset", handleResetPassword(d.Logger, acc, d.TrustedProxies)},
+		{"POST /v1/email/verify", handleVerifyEmail(d.Logger, acc, d.TrustedProxies)},
+		{"POST /v1/email/verify/resend", bearer(d.Logger, d.Auth, handleResendVerification(d.Logger, acc, d.TrustedProxies))},
 		{"GET /.well-known/jwks.json", handleJWKS(d.JWKS)},
 		{"GET /healthz", handleHealthz()},
 		{"GET /readyz", handleReadyz(d.Logger, d.Ready)},

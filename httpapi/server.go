@@ -41,6 +41,9 @@ type Deps struct {
 	// every admin call is refused with 401.
 	Admin     sessiond.AdminService
 	AdminAuth sessiond.AdminAuthenticator
+	// Accounts serves password reset and email verification (account.go);
+	// nil answers those routes 404.
+	Accounts sessiond.AccountService
 }
 
 // NewServer returns the sessiond HTTP API.

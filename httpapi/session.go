@@ -194,9 +194,10 @@ func handleLogout(logger *slog.Logger, svc sessiond.AuthService, bd browserDeps)
 
 func handleMe(logger *slog.Logger, svc sessiond.AuthService) http.Handler {
 	type response struct {
-		UserID    string `json:"user_id"`
-		Email     string `json:"email"`
-		SessionID string `json:"session_id"`
+		UserID        string `json:"user_id"`
+		Email         string `json:"email"`
+		EmailVerified bool   `json:"email_verified"`
+		SessionID     string `json:"session_id"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := principalFrom(r.Context())
@@ -205,6 +206,6 @@ func handleMe(logger *slog.Logger, svc sessiond.AuthService) http.Handler {
 			writeError(w, r, logger, err)
 			return
 		}
-		encode(w, http.StatusOK, response{UserID: u.ID, Email: u.Email, SessionID: p.SessionID})
+		encode(w, http.StatusOK, response{UserID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, SessionID: p.SessionID})
 	})
 }

@@ -94,6 +94,20 @@ const (
 // reader's zone is unknown.
 const timeLayout = "2 January 2006, 15:04 UTC"
 
+// Link is the action of m's mail: the page its token is for, the token in
+// the fragment, or the page that asks for a reset link.
+func (s Site) Link(m Message) string {
+	path := resetPath
+	if m.Kind == KindVerifyEmail {
+		path = verifyPath
+	}
+	link := strings.TrimRight(s.PublicURL, "/") + path
+	if m.Token != "" {
+		link += "#token=" + url.QueryEscape(m.Token)
+	}
+	return link
+}
+
 // Render makes m's subject and bodies.
 func (s Site) Render(m Message) (Rendered, error) {
 	if err := s.Validate(); err != nil {
@@ -107,13 +121,8 @@ func (s Site) Render(m Message) (Rendered, error) {
 	if v.Product == "" {
 		v.Product = "sessiond"
 	}
-	path := resetPath
-	if m.Kind == KindVerifyEmail {
-		path = verifyPath
-	}
-	v.Link = base + path
+	v.Link = s.Link(m)
 	if m.Token != "" {
-		v.Link += "#token=" + url.QueryEscape(m.Token)
 		v.Expires = m.ExpiresAt.UTC().Format(timeLayout)
 	}
 	if !m.At.IsZero() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -88,8 +89,11 @@ const recordTimeout = 5 * time.Second
 type Worker struct {
 	store   sessiond.OutboxStore
 	senders map[string]Sender
-	opt     Options
-	wake    chan struct{}
+	// channels are the keys of senders: the worker claims only their
+	// messages.
+	channels []string
+	opt      Options
+	wake     chan struct{}
 
 	mu       sync.Mutex
 	inflight map[string]int // sends in flight per target
@@ -100,7 +104,12 @@ type Worker struct {
 // senders[m.Channel].
 func New(store sessiond.OutboxStore, senders map[string]Sender, opt Options) *Worker {
 	opt.defaults()
-	return &Worker{store: store, senders: senders, opt: opt, wake: make(chan struct{}, 1), inflight: map[string]int{}}
+	channels := make([]string, 0, len(senders))
+	for ch := range senders {
+		channels = append(channels, ch)
+	}
+	slices.Sort(channels)
+	return &Worker{store: store, senders: senders, channels: channels, opt: opt, wake: make(chan struct{}, 1), inflight: map[string]int{}}
 }
 
 // Notify wakes the worker to claim at once: call it after committing
@@ -180,6 +189,7 @@ func (w *Worker) fill(ctx context.Context, wg *sync.WaitGroup) (claimed int, ful
 	}
 	msgs, err := w.store.ClaimOutbox(ctx, sessiond.OutboxClaim{
 		Owner: w.opt.Owner, Now: w.opt.Clock(), Lease: w.opt.Lease, Limit: free, SkipTargets: skip,
+		Channels: w.channels,
 	})
 	if err != nil {
 		return 0, false, err

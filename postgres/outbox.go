@@ -74,6 +74,23 @@ WHERE id IN (SELECT id FROM due)
 AND status = 'pending' AND (lease_until IS NULL OR lease_until <= $3)
 RETURNING ` + outboxColumns
 
+// claimOutboxChannels is claimOutbox for the channels $6. It can go
+// through the index on (status, channel, next_attempt_at), so that mail
+// waiting for an SMTP server, however much of it, costs a webhook claim
+// nothing.
+const claimOutboxChannels = `WITH due AS MATERIALIZED (
+	SELECT id FROM outbox
+	WHERE status = 'pending' AND channel = ANY($6::text[])
+		AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
+		AND target <> ALL($4::text[])
+	ORDER BY next_attempt_at, id
+	LIMIT $5
+	FOR UPDATE SKIP LOCKED)
+UPDATE outbox SET lease_owner = $1, lease_until = $2
+WHERE id IN (SELECT id FROM due)
+AND status = 'pending' AND (lease_until IS NULL OR lease_until <= $3)
+RETURNING ` + outboxColumns
+
 // ClaimOutbox leases up to c.Limit due messages to c.Owner until
 // c.Now+c.Lease, oldest due first.
 func (db *DB) ClaimOutbox(ctx context.Context, c sessiond.OutboxClaim) ([]sessiond.OutboxMessage, error) {
@@ -84,9 +101,14 @@ func (db *DB) ClaimOutbox(ctx context.Context, c sessiond.OutboxClaim) ([]sessio
 	defer cancel()
 	now := sessiond.Now(c.Now)
 	skip := append([]string{}, c.SkipTargets...)
+	channels := append([]string{}, c.Channels...)
 	var out []sessiond.OutboxMessage
 	err := retry(ctx, func() error {
-		rows, err := db.pool.Query(ctx, claimOutbox, c.Owner, now.Add(c.Lease), now, skip, c.Limit)
+		query, args := claimOutbox, []any{c.Owner, now.Add(c.Lease), now, skip, c.Limit}
+		if len(channels) > 0 {
+			query, args = claimOutboxChannels, append(args, channels)
+		}
+		rows, err := db.pool.Query(ctx, query, args...)
 		if err != nil {
 			return fmt.Errorf("claim outbox: %w", err)
 		}
@@ -118,9 +140,13 @@ func (db *DB) ReleaseOutbox(ctx context.Context, owner string, ids []string) err
 
 // recordOutboxAttempt applies an outcome only under the caller's live
 // lease; the lease ends with it.
+// recordOutboxAttempt erases the payload of a mail that is done with
+// (delivered or given up): it holds the link's token, which must not
+// outlive its use in a database dump.
 const recordOutboxAttempt = `UPDATE outbox
 SET status = $1, attempts = attempts + 1, next_attempt_at = $2, last_attempt_at = $3, last_status = $4,
-	lease_owner = NULL, lease_until = NULL
+	lease_owner = NULL, lease_until = NULL,
+	payload = CASE WHEN channel = 'mail' AND $1::text <> 'pending' THEN ''::bytea ELSE payload END
 WHERE id = $5 AND lease_owner = $6 AND lease_until > $3`
 
 // RecordOutboxAttempt stores the outcome of one attempt; ErrLeaseLost
@@ -298,4 +324,22 @@ func (db *DB) RedeliverOutbox(ctx context.Context, channel, target, eventID stri
 		return err
 	})
 	return storeError("redeliver", err)
+}
+
+const pendingMail = `SELECT ` + outboxColumns + ` FROM outbox
+WHERE channel = 'mail' AND status = 'pending' ORDER BY created_at, id LIMIT $1`
+
+// PendingMail lists mail still waiting, oldest first.
+func (db *DB) PendingMail(ctx context.Context, limit int) ([]sessiond.OutboxMessage, error) {
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	rows, err := db.pool.Query(ctx, pendingMail, limit)
+	if err != nil {
+		return nil, storeError("list pending mail", err)
+	}
+	out, err := pgx.CollectRows(rows, scanOutbox)
+	if err != nil {
+		return nil, storeError("list pending mail", err)
+	}
+	return out, nil
 }

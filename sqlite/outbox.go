@@ -57,6 +57,21 @@ WHERE id IN (
 AND status = 'pending' AND (lease_until IS NULL OR lease_until <= ?3)
 RETURNING ` + outboxColumns
 
+// claimOutboxChannels is claimOutbox for the channels in the JSON array
+// ?6. It goes through the index on (status, channel, next_attempt_at), so
+// that mail waiting for an SMTP server, however much of it, costs a
+// webhook claim nothing.
+const claimOutboxChannels = `UPDATE outbox SET lease_owner = ?1, lease_until = ?2
+WHERE id IN (
+	SELECT id FROM outbox
+	WHERE status = 'pending' AND channel IN (SELECT value FROM json_each(?6))
+		AND next_attempt_at <= ?3 AND (lease_until IS NULL OR lease_until <= ?3)
+		AND target NOT IN (SELECT value FROM json_each(?4))
+	ORDER BY next_attempt_at, id
+	LIMIT ?5)
+AND status = 'pending' AND (lease_until IS NULL OR lease_until <= ?3)
+RETURNING ` + outboxColumns
+
 // ClaimOutbox leases up to c.Limit due messages to c.Owner until
 // c.Now+c.Lease, oldest due first.
 func (db *DB) ClaimOutbox(ctx context.Context, c sessiond.OutboxClaim) ([]sessiond.OutboxMessage, error) {
@@ -67,10 +82,19 @@ func (db *DB) ClaimOutbox(ctx context.Context, c sessiond.OutboxClaim) ([]sessio
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox: %w", err)
 	}
+	channels, err := json.Marshal(append([]string{}, c.Channels...))
+	if err != nil {
+		return nil, fmt.Errorf("claim outbox: %w", err)
+	}
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
 	now := sessiond.Now(c.Now)
-	rows, err := db.w.QueryContext(ctx, claimOutbox, c.Owner, micros(now.Add(c.Lease)), micros(now), string(skip), c.Limit)
+	var rows *sql.Rows
+	if len(c.Channels) == 0 {
+		rows, err = db.w.QueryContext(ctx, claimOutbox, c.Owner, micros(now.Add(c.Lease)), micros(now), string(skip), c.Limit)
+	} else {
+		rows, err = db.w.QueryContext(ctx, claimOutboxChannels, c.Owner, micros(now.Add(c.Lease)), micros(now), string(skip), c.Limit, string(channels))
+	}
 	if err != nil {
 		return nil, sessiond.Unavailable("claim outbox", err)
 	}
@@ -117,10 +141,14 @@ func (db *DB) ReleaseOutbox(ctx context.Context, owner string, ids []string) err
 
 // recordOutboxAttempt applies an outcome only under the caller's live
 // lease; the lease ends with it.
+// recordOutboxAttempt erases the payload of a mail that is done with
+// (delivered or given up): it holds the link's token, which must not
+// outlive its use in a database dump.
 const recordOutboxAttempt = `UPDATE outbox
-SET status = ?, attempts = attempts + 1, next_attempt_at = ?, last_attempt_at = ?, last_status = ?,
-	lease_owner = NULL, lease_until = NULL
-WHERE id = ? AND lease_owner = ? AND lease_until > ?`
+SET status = ?1, attempts = attempts + 1, next_attempt_at = ?2, last_attempt_at = ?3, last_status = ?4,
+	lease_owner = NULL, lease_until = NULL,
+	payload = CASE WHEN channel = 'mail' AND ?1 <> 'pending' THEN X'' ELSE payload END
+WHERE id = ?5 AND lease_owner = ?6 AND lease_until > ?7`
 
 // RecordOutboxAttempt stores the outcome of one attempt; ErrLeaseLost
 // unless owner still holds the message's lease at a.At.
@@ -325,4 +353,30 @@ func (db *DB) RedeliverOutbox(ctx context.Context, channel, target, eventID stri
 		return sessiond.Unavailable("redeliver", fmt.Errorf("commit: %w", err))
 	}
 	return nil
+}
+
+const pendingMail = `SELECT ` + outboxColumns + ` FROM outbox
+WHERE channel = 'mail' AND status = 'pending' ORDER BY created_at, id LIMIT ?`
+
+// PendingMail lists mail still waiting, oldest first.
+func (db *DB) PendingMail(ctx context.Context, limit int) ([]sessiond.OutboxMessage, error) {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	rows, err := db.r.QueryContext(ctx, pendingMail, limit)
+	if err != nil {
+		return nil, sessiond.Unavailable("list pending mail", err)
+	}
+	defer rows.Close()
+	var out []sessiond.OutboxMessage
+	for rows.Next() {
+		m, err := scanOutbox(rows)
+		if err != nil {
+			return nil, sessiond.Unavailable("list pending mail", fmt.Errorf("scan outbox: %w", err))
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, sessiond.Unavailable("list pending mail", err)
+	}
+	return out, nil
 }

@@ -54,6 +54,7 @@ func Run(t *testing.T, openStore func(t *testing.T) sessiond.Store) {
 		{"outbox", testOutbox},
 		{"events", testEvents},
 		{"admin", testAdmin},
+		{"account_tokens", testAccountTokens},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, open) })
 	}

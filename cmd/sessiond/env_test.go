@@ -89,6 +89,13 @@ func (e *testEnv) newPeerEnv() *testEnv {
 // clock, when set, is shared with another env.
 func newTestEnvWith(t *testing.T, cfg app.Config, wrap func(app.Store) app.Store, clock *fakeClock) *testEnv {
 	t.Helper()
+	return newTestEnvLogged(t, cfg, wrap, clock, nil)
+}
+
+// newTestEnvLogged is newTestEnvWith that also writes every log line, at
+// DEBUG and above, to logs when it is set.
+func newTestEnvLogged(t *testing.T, cfg app.Config, wrap func(app.Store) app.Store, clock *fakeClock, logs io.Writer) *testEnv {
+	t.Helper()
 	ctx := context.Background()
 	db, err := app.OpenStore(ctx, cfg)
 	if err != nil {
@@ -105,6 +112,13 @@ func newTestEnvWith(t *testing.T, cfg app.Config, wrap func(app.Store) app.Store
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(&testWriter{t}, nil))
+	}
+	if logs != nil {
+		w := logs
+		if testing.Verbose() {
+			w = io.MultiWriter(logs, &testWriter{t})
+		}
+		logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	a, err := app.New(ctx, cfg, s, logger, func() time.Time { return sessiond.Now(clock.Now()) })
 	if err != nil {

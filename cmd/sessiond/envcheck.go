@@ -12,7 +12,7 @@ import (
 // envOnly are SESSIOND_* variables that sessiond reads but no flag binds
 // (a secret kept off the command line, say): a variable read elsewhere must
 // be listed here, or serve warns that it is unknown.
-var envOnly = []string{"SESSIOND_ENCRYPTION_KEY", benchAdminKeyEnv}
+var envOnly = []string{"SESSIOND_ENCRYPTION_KEY", "SESSIOND_SMTP_URL", benchAdminKeyEnv}
 
 // knownEnv is every SESSIOND_* variable serve reads: one per flag of fs,
 // and envOnly.

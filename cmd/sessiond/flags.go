@@ -44,6 +44,10 @@ func bindFlags(fs *flag.FlagSet, c *app.Config) {
 	fs.StringVar(&c.EncryptionKeyFile, "encryption-key-file", c.EncryptionKeyFile, "file holding the key(s) that encrypt secrets at rest (SESSIOND_ENCRYPTION_KEY holds them directly; it has no flag, so the key never shows in a process list)")
 	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "how long events and finished webhook deliveries are kept")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "allow webhook URLs on loopback, link-local and private addresses (refused by default against server-side request forgery)")
+	fs.StringVar(&c.MailFrom, "mail-from", c.MailFrom, "sender of every mail, an `address` such as \"Example <no-reply@example.com>\" (default sessiond <no-reply@ the public URL's host>); the SMTP relay is SESSIOND_SMTP_URL, which has no flag so that its password never shows in a process list")
+	fs.StringVar(&c.ProductName, "product-name", c.ProductName, "the service's name in mail subjects and bodies")
+	fs.DurationVar(&c.ResetTTL, "reset-ttl", c.ResetTTL, "lifetime of a password-reset link")
+	fs.DurationVar(&c.VerifyTTL, "verify-ttl", c.VerifyTTL, "lifetime of an email-verification link")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", c.AllowedOrigins, "comma-separated origins (https://app.example.com) allowed CORS with credentials and cookie mode")
 }
 
@@ -73,6 +77,7 @@ func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (a
 		return c, err
 	}
 	c.EncryptionKey = getenv("SESSIOND_ENCRYPTION_KEY")
+	c.SMTPURL = getenv("SESSIOND_SMTP_URL")
 	if c.Issuer == "" {
 		c.Issuer = c.PublicBaseURL()
 	}

@@ -23,6 +23,7 @@ Usage:
                                SESSIOND_ENCRYPTION_KEY
   sessiond admin-keys create NAME|list|revoke NAME
                                manage the keys of the admin API (/admin/v1)
+  sessiond mail list [flags]   show the mail waiting in the outbox
   sessiond bench [flags]       drive a running sessiond and measure it
   sessiond version             show the version and the source revision
   sessiond help [COMMAND]      show this text, or a command's
@@ -91,6 +92,14 @@ last used (to the minute), revoked.`,
 	"admin-keys revoke": {usage: "sessiond admin-keys revoke NAME [flags]", text: `Revoke the admin key named NAME: every instance refuses it (401) from its next
 call. The row stays, so that the name in past events still means this key.`,
 		flags: []string{"database-url", "db-timeout"}},
+	"mail": {usage: "sessiond mail list [flags]", text: `Show the mail waiting in the outbox of an existing database: recipient, kind,
+when it was queued, attempts so far and the last attempt's outcome. Without
+SESSIOND_SMTP_URL no mail is sent and all of it waits here. -links adds each
+mail's link, token included: for local development only, since a link is a
+live credential (a password reset link resets the password).`},
+	"mail list": {usage: "sessiond mail list [flags]", text: `Show the mail waiting in the outbox of an existing database (see "sessiond mail
+-h"). -links adds each mail's link, token included: for local development only.`,
+		flags: []string{"database-url", "db-timeout", "public-url", "links"}},
 	"version": {usage: "sessiond version", text: `Show the module version, the Go version, and the source revision it was built
 from.`},
 }

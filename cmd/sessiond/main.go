@@ -50,6 +50,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runSecrets(ctx, args, getenv, stdout, stderr)
 	case "admin-keys":
 		return runAdminKeys(ctx, args, getenv, stdout, stderr)
+	case "mail":
+		return runMail(ctx, args, getenv, stdout)
 	case "bench":
 		return runBench(ctx, args, getenv, stdout, stderr)
 	case "version":

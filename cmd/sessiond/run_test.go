@@ -106,6 +106,11 @@ func TestBadConfiguration(t *testing.T) {
 		{"account ceiling below the pair limit", map[string]string{"SESSIOND_LOGIN_MAX_ACCOUNT_FAILURES": "5"}, nil, "SESSIOND_LOGIN_MAX_ACCOUNT_FAILURES"},
 		{"no signups", nil, []string{"-signup-rate", "0"}, "SESSIOND_SIGNUP_RATE"},
 		{"flag parse", nil, []string{"-max-sessions", "x"}, "max-sessions"},
+		{"smtp scheme", map[string]string{"SESSIOND_SMTP_URL": "ftp://relay:secret@mail.example.com"}, nil, "SESSIOND_SMTP_URL"},
+		{"smtp without scheme", map[string]string{"SESSIOND_SMTP_URL": "mail.example.com:587"}, nil, "SESSIOND_SMTP_URL"},
+		{"mail from", map[string]string{"SESSIOND_MAIL_FROM": "not an address"}, nil, "SESSIOND_MAIL_FROM"},
+		{"reset ttl", map[string]string{"SESSIOND_RESET_TTL": "10s"}, nil, "SESSIOND_RESET_TTL"},
+		{"verify ttl", nil, []string{"-verify-ttl", "0s"}, "SESSIOND_VERIFY_TTL"},
 		{"unknown command", nil, []string{"frobnicate"}, "frobnicate"},
 	}
 	for _, tt := range tests {
@@ -117,6 +122,9 @@ func TestBadConfiguration(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("error spans lines: %q", err)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("error repeats a password: %q", err)
 			}
 		})
 	}

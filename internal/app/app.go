@@ -15,6 +15,7 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/auth"
 	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/mail"
 	"github.com/sessiond/sessiond/outbox"
 	"github.com/sessiond/sessiond/password"
 	"github.com/sessiond/sessiond/postgres"
@@ -146,9 +147,25 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	a.outbox = outbox.New(a.Store, map[string]outbox.Sender{
+	senders := map[string]outbox.Sender{
 		sessiond.ChannelWebhook: webhook.NewSender(a.Store, webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, Clock: a.clock}),
-	}, outbox.Options{Clock: a.clock, Metrics: outboxMetrics, Logger: a.logger})
+	}
+	smtp, mailOpt, err := cfg.MailOptions()
+	if err != nil {
+		return err
+	}
+	mailOpt.Clock = a.clock
+	if smtp != nil {
+		sender, err := mail.NewSender(*smtp, mailOpt)
+		if err != nil {
+			return err
+		}
+		senders[sessiond.ChannelMail] = sender
+		a.logger.Info("sending mail", "smtp", smtp.String())
+	} else {
+		a.logger.Warn("no SESSIOND_SMTP_URL: account mail (verification, password reset) stays in the outbox unsent; `sessiond mail list` shows it")
+	}
+	a.outbox = outbox.New(a.Store, senders, outbox.Options{Clock: a.clock, Metrics: outboxMetrics, Logger: a.logger})
 	allowPrivate := cfg.WebhookAllowPrivate
 	svc := auth.New(auth.Deps{
 		Store:             a.Store,
@@ -175,6 +192,11 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 			return webhook.ValidateURL(ctx, url, allowPrivate, nil)
 		},
 		OutboxNotify: a.outbox.Notify,
+		Accounts: auth.Accounts{
+			ResetTTL:  cfg.ResetTTL,
+			VerifyTTL: cfg.VerifyTTL,
+			Mail:      accountMail,
+		},
 	})
 	a.Auth = svc
 	trusted, err := httpapi.ParseTrustedProxies(cfg.TrustedProxies)
@@ -192,8 +214,23 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 		Account:        accountPage(cfg),
 		Admin:          svc,
 		AdminAuth:      svc,
+		Accounts:       svc,
 	})
 	return nil
+}
+
+// accountMail is the outbox row of an account flow's mail.
+func accountMail(m auth.AccountMail, eventID string, now time.Time) (*sessiond.OutboxMessage, error) {
+	var msg mail.Message
+	switch m.Kind {
+	case sessiond.TokenVerifyEmail:
+		msg = mail.VerifyEmail(m.To, m.Token, m.ExpiresAt)
+	case sessiond.TokenResetPassword:
+		msg = mail.ResetPassword(m.To, m.Token, m.ExpiresAt)
+	default:
+		return nil, fmt.Errorf("no mail for token kind %q", m.Kind)
+	}
+	return mail.NewOutboxMessage(msg, eventID, now)
 }
 
 // DeliverOutbox runs the outbox worker until ctx ends, then waits for the

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/mail"
 	"github.com/sessiond/sessiond/password"
 )
 
@@ -79,6 +80,17 @@ type Config struct {
 	// and link-local addresses, which are refused by default so that the
 	// admin API cannot be used to reach inside the operator's network.
 	WebhookAllowPrivate bool
+	// SMTPURL (SESSIOND_SMTP_URL, no flag: it holds the relay's password)
+	// is the SMTP server account mail goes through; empty keeps mail in
+	// the outbox. MailFrom is the sender (default mail.DefaultFrom of the
+	// public URL), ProductName the service's name in mail.
+	SMTPURL     string
+	MailFrom    string
+	ProductName string
+	// ResetTTL and VerifyTTL are the lifetimes of password-reset and
+	// email-verification links.
+	ResetTTL  time.Duration
+	VerifyTTL time.Duration
 }
 
 // DefaultConfig is the documented defaults (docs/API.md).
@@ -106,6 +118,9 @@ func DefaultConfig() Config {
 		PasswordHash:            password.DefaultParams(),
 		HashWait:                2 * time.Second,
 		EventRetention:          2160 * time.Hour,
+		ProductName:             "sessiond",
+		ResetTTL:                30 * time.Minute,
+		VerifyTTL:               24 * time.Hour,
 	}
 }
 
@@ -121,7 +136,35 @@ func (c *Config) Validate() error {
 	if err := c.ValidateSettings(); err != nil {
 		return err
 	}
-	return c.validatePublicURL()
+	if err := c.validatePublicURL(); err != nil {
+		return err
+	}
+	_, _, err := c.MailOptions()
+	return err
+}
+
+// MailOptions checks the mail settings of a serving instance and returns
+// the SMTP configuration (nil without SESSIOND_SMTP_URL) and the sender's
+// options. The errors are one line naming the setting, never the URL's
+// password.
+func (c *Config) MailOptions() (*mail.Config, mail.Options, error) {
+	opt := mail.Options{Site: mail.Site{Product: c.ProductName, PublicURL: c.PublicBaseURL()}, From: c.MailFrom}
+	if err := opt.Site.Validate(); err != nil {
+		return nil, opt, fmt.Errorf("%s (-product-name): %v", EnvName("product-name"), err)
+	}
+	if c.MailFrom != "" {
+		if _, err := mail.ParseFrom(c.MailFrom); err != nil {
+			return nil, opt, fmt.Errorf("%v (-mail-from)", err)
+		}
+	}
+	if c.SMTPURL == "" {
+		return nil, opt, nil
+	}
+	smtp, err := mail.ParseSMTPURL(c.SMTPURL)
+	if err != nil {
+		return nil, opt, err
+	}
+	return &smtp, opt, nil
 }
 
 // ValidateSettings is Validate without the public URL, which only a serving
@@ -189,6 +232,10 @@ func (c *Config) ValidateSettings() error {
 		return bad("start-timeout", "%v is negative", c.StartTimeout)
 	case c.EventRetention < time.Hour:
 		return bad("event-retention", "%v is shorter than 1h", c.EventRetention)
+	case c.ResetTTL < time.Minute || c.ResetTTL > 24*time.Hour:
+		return bad("reset-ttl", "%v is not between 1m and 24h", c.ResetTTL)
+	case c.VerifyTTL < time.Minute || c.VerifyTTL > 30*24*time.Hour:
+		return bad("verify-ttl", "%v is not between 1m and 720h", c.VerifyTTL)
 	}
 	if _, err := httpapi.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		return bad("trusted-proxies", "%v", err)

@@ -1,0 +1,108 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+
+	"github.com/sessiond/sessiond"
+)
+
+// accepted is the body of every 202 of the account flows: one answer,
+// whatever happened, so that it reveals nothing.
+var accepted = struct {
+	Status string `json:"status"`
+}{"accepted"}
+
+type emailRequest struct {
+	Email string `json:"email"`
+}
+
+func (r emailRequest) valid() error { return required([2]string{"email", r.Email}) }
+
+type tokenRequest struct {
+	Token string `json:"token"`
+}
+
+func (r tokenRequest) valid() error { return required([2]string{"token", r.Token}) }
+
+type resetRequest struct {
+	Token       string `json:"token"`
+	NewPassword string `json:"new_password"`
+}
+
+func (r resetRequest) valid() error {
+	return required([2]string{"token", r.Token}, [2]string{"new_password", r.NewPassword})
+}
+
+func handleForgotPassword(logger *slog.Logger, svc sessiond.AccountService, trusted []netip.Prefix) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[emailRequest](w, r)
+		if err == nil {
+			err = svc.ForgotPassword(r.Context(), req.Email, clientInfo(r, trusted))
+		}
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		encode(w, http.StatusAccepted, accepted)
+	})
+}
+
+func handleResetPassword(logger *slog.Logger, svc sessiond.AccountService, trusted []netip.Prefix) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[resetRequest](w, r)
+		if err == nil {
+			err = svc.ResetPassword(r.Context(), req.Token, req.NewPassword, clientInfo(r, trusted))
+		}
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+func handleVerifyEmail(logger *slog.Logger, svc sessiond.AccountService, trusted []netip.Prefix) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[tokenRequest](w, r)
+		if err == nil {
+			err = svc.VerifyEmail(r.Context(), req.Token, clientInfo(r, trusted))
+		}
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// handleResendVerification takes no body.
+func handleResendVerification(logger *slog.Logger, svc sessiond.AccountService, trusted []netip.Prefix) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := svc.ResendVerification(r.Context(), principalFrom(r.Context()), clientInfo(r, trusted)); err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		encode(w, http.StatusAccepted, accepted)
+	})
+}
+
+// noAccounts stands in for a missing AccountService: the flows are off.
+type noAccounts struct{}
+
+var errNoAccounts = sessiond.Errorf(sessiond.CodeNotFound, "account flows are not served here")
+
+func (noAccounts) ForgotPassword(context.Context, string, sessiond.ClientInfo) error {
+	return errNoAccounts
+}
+func (noAccounts) ResetPassword(context.Context, string, string, sessiond.ClientInfo) error {
+	return errNoAccounts
+}
+func (noAccounts) VerifyEmail(context.Context, string, sessiond.ClientInfo) error {
+	return errNoAccounts
+}
+func (noAccounts) ResendVerification(context.Context, *sessiond.Principal, sessiond.ClientInfo) error {
+	return errNoAccounts
+}
