@@ -275,11 +275,7 @@ func (s *Service) ResetPassword(ctx context.Context, tok, pw string, c sessiond.
 		if err := tx.DeleteAccountTokens(u.ID, sessiond.TokenResetPassword); err != nil {
 			return err
 		}
-		ids, err := tx.DeleteUserSessions(u.ID)
-		if err != nil {
-			return err
-		}
-		if err := o.ended(tx, now, u.ID, ids, sessiond.EndPasswordReset); err != nil {
+		if _, err := o.endAll(tx, now, u.ID, sessiond.EndPasswordReset); err != nil {
 			return err
 		}
 		return record(tx, now, o.event(sessiond.EventPasswordReset, u.ID, "", nil))

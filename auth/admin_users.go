@@ -133,11 +133,8 @@ func (s *Service) UpdateUser(ctx context.Context, a sessiond.Actor, id string, p
 		if _, ok := changed["disabled"]; !ok || !u.Disabled {
 			return nil
 		}
-		ids, err := tx.DeleteUserSessions(u.ID)
-		if err != nil {
-			return err
-		}
-		return o.ended(tx, now, u.ID, ids, sessiond.EndUserDisabled)
+		_, err = o.endAll(tx, now, u.ID, sessiond.EndUserDisabled)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -154,11 +151,7 @@ func (s *Service) DeleteUser(ctx context.Context, a sessiond.Actor, id string) e
 		if _, err := tx.LockUser(id); err != nil {
 			return err
 		}
-		ids, err := tx.DeleteUserSessions(id)
-		if err != nil {
-			return err
-		}
-		if err := o.ended(tx, now, id, ids, sessiond.EndUserDeleted); err != nil {
+		if _, err := o.endAll(tx, now, id, sessiond.EndUserDeleted); err != nil {
 			return err
 		}
 		if err := tx.DeleteUser(id); err != nil {
@@ -186,11 +179,8 @@ func (s *Service) EndUserSessions(ctx context.Context, a sessiond.Actor, id stri
 		if _, err := tx.LockUser(id); err != nil {
 			return err
 		}
-		ids, err := tx.DeleteUserSessions(id)
-		if err != nil {
-			return err
-		}
-		return o.ended(tx, now, id, ids, sessiond.EndAdmin)
+		_, err := o.endAll(tx, now, id, sessiond.EndAdmin)
+		return err
 	})
 }
 

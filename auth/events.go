@@ -39,6 +39,16 @@ func (o Origin) ended(tx sessiond.Tx, now time.Time, userID string, ids []string
 	return nil
 }
 
+// endAll deletes every session of the user in tx and records a
+// session.ended with reason for each; it returns their ids.
+func (o Origin) endAll(tx sessiond.Tx, now time.Time, userID, reason string) ([]string, error) {
+	ids, err := tx.DeleteUserSessions(userID)
+	if err != nil {
+		return nil, err
+	}
+	return ids, o.ended(tx, now, userID, ids, reason)
+}
+
 // record writes e, stamped with now and a fresh id, in tx, and fans it out:
 // one outbox row for every webhook endpoint subscribed to its type, whose
 // payload is the event's JSON, the body of the delivery. Being in the

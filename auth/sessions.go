@@ -59,12 +59,9 @@ var errSessionNotFound = sessiond.Errorf(sessiond.CodeNotFound, "session not fou
 func EndUserSessions(ctx context.Context, st sessiond.Store, userID, reason string, now time.Time, o Origin) (int, error) {
 	var n int
 	err := st.Tx(ctx, func(tx sessiond.Tx) error {
-		ids, err := tx.DeleteUserSessions(userID)
+		ids, err := o.endAll(tx, now, userID, reason)
 		n = len(ids)
-		if err != nil {
-			return err
-		}
-		return o.ended(tx, now, userID, ids, reason)
+		return err
 	})
 	if err != nil {
 		return 0, err
