@@ -27,6 +27,9 @@ const (
 	CodeInternal            = "internal"
 	CodeAccountDisabled     = "account_disabled"
 	CodeInvalidLink         = "invalid_link"
+	CodeEmailNotVerified    = "email_not_verified"
+	CodeMFARequired         = "mfa_required"
+	CodeReauthRequired      = "reauthentication_required"
 )
 
 // Error is the one error type that carries a code across package boundaries.

@@ -61,6 +61,15 @@ func (s *Session) Live(now time.Time, p Policy) bool {
 	return now.Before(s.ExpiresAt) && s.LastUsedAt.After(p.IdleCutoff(now))
 }
 
+// AuthTimeOrCreated is when the session's user last proved who they are:
+// AuthTime, or the login itself for a session from before it was kept.
+func (s *Session) AuthTimeOrCreated() time.Time {
+	if s.AuthTime.IsZero() {
+		return s.CreatedAt
+	}
+	return s.AuthTime
+}
+
 // Deadline is when s expires if it is not used again: the earlier of its
 // absolute and idle expiry.
 func (s *Session) Deadline(p Policy) time.Time {

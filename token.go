@@ -24,6 +24,11 @@ type Principal struct {
 	UserID    string
 	SessionID string
 	ExpiresAt time.Time // of the access token
+	// AuthTime is when the session's user last proved who they are
+	// (login, second factor, reauthentication), read from the session
+	// itself rather than the token, so that a reauthentication counts at
+	// once. Sensitive changes need it recent.
+	AuthTime time.Time
 }
 
 // ClientInfo describes the device a login comes from, shown in session lists.

@@ -104,6 +104,7 @@ type Service struct {
 	logger    *slog.Logger
 	admin     adminDeps
 	accounts  Accounts
+	reauth    time.Duration
 }
 
 // Events receives what the service did that metrics count; a nil Events in
@@ -149,6 +150,10 @@ type Deps struct {
 	// Accounts configures password reset and email verification
 	// (account.go).
 	Accounts Accounts
+	// ReauthWindow is how recent a session's AuthTime must be for a
+	// sensitive change without the credential in the request (reauth.go);
+	// zero means DefaultReauthWindow.
+	ReauthWindow time.Duration
 }
 
 // New returns a Service.
@@ -157,7 +162,10 @@ func New(d Deps) *Service {
 		store: d.Store, hasher: d.Hasher, issuer: d.Issuer, verifier: d.Verifier,
 		refresher: d.Refresher, clock: d.Clock, policy: d.Policy, pwMin: d.PasswordMinLength,
 		pwScore: d.PasswordMinScore, throttle: d.Throttle, events: d.Events, logger: d.Logger,
-		accounts: d.Accounts.withDefaults(),
+		accounts: d.Accounts.withDefaults(), reauth: d.ReauthWindow,
+	}
+	if s.reauth <= 0 {
+		s.reauth = DefaultReauthWindow
 	}
 	if s.clock == nil {
 		s.clock = sessiond.SystemClock
@@ -445,9 +453,9 @@ func (s *Service) Refresh(ctx context.Context, rt string) (*sessiond.Tokens, err
 func (s *Service) tokens(sess *sessiond.Session, rt string, now time.Time) (*sessiond.Tokens, error) {
 	// A session keeps how and when its user signed in, so every refresh
 	// issues the claims the login did.
-	authTime := sess.AuthTime
-	if authTime.IsZero() && len(sess.AMR) > 0 {
-		authTime = sess.CreatedAt
+	var authTime time.Time
+	if len(sess.AMR) > 0 {
+		authTime = sess.AuthTimeOrCreated()
 	}
 	at, exp, err := s.issuer.SignSubject(token.Subject{
 		UserID: sess.UserID, SessionID: sess.ID, NotAfter: sess.ExpiresAt, AMR: sess.AMR, AuthTime: authTime,
@@ -481,13 +489,14 @@ func (s *Service) Authenticate(ctx context.Context, at string) (*sessiond.Princi
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.store.LiveSession(ctx, c.Subject, c.SessionID, s.now(), s.policy); err != nil {
+	sess, err := s.store.LiveSession(ctx, c.Subject, c.SessionID, s.now(), s.policy)
+	if err != nil {
 		if sessiond.ErrorCode(err) == sessiond.CodeNotFound {
 			return nil, sessiond.Errorf(sessiond.CodeInvalidToken, "the session of this token has ended")
 		}
 		return nil, err
 	}
-	return &sessiond.Principal{UserID: c.Subject, SessionID: c.SessionID, ExpiresAt: c.ExpiresAt}, nil
+	return &sessiond.Principal{UserID: c.Subject, SessionID: c.SessionID, ExpiresAt: c.ExpiresAt, AuthTime: sess.AuthTimeOrCreated()}, nil
 }
 
 // Me returns the principal's user.

@@ -38,6 +38,9 @@ var statusOf = map[string]int{
 	sessiond.CodeInternal:            http.StatusInternalServerError,
 	sessiond.CodeAccountDisabled:     http.StatusForbidden,
 	sessiond.CodeInvalidLink:         http.StatusBadRequest,
+	sessiond.CodeEmailNotVerified:    http.StatusForbidden,
+	sessiond.CodeMFARequired:         http.StatusForbidden,
+	sessiond.CodeReauthRequired:      http.StatusForbidden,
 }
 
 // problem is an RFC 9457 problem document with sessiond's stable code.

@@ -197,6 +197,7 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 			VerifyTTL: cfg.VerifyTTL,
 			Mail:      accountMail,
 		},
+		ReauthWindow: cfg.ReauthWindow,
 	})
 	a.Auth = svc
 	trusted, err := httpapi.ParseTrustedProxies(cfg.TrustedProxies)

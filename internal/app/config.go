@@ -91,6 +91,9 @@ type Config struct {
 	// email-verification links.
 	ResetTTL  time.Duration
 	VerifyTTL time.Duration
+	// ReauthWindow is how recent a sign-in must be for a sensitive change
+	// that does not carry the credential itself.
+	ReauthWindow time.Duration
 }
 
 // DefaultConfig is the documented defaults (docs/API.md).
@@ -121,6 +124,7 @@ func DefaultConfig() Config {
 		ProductName:             "sessiond",
 		ResetTTL:                30 * time.Minute,
 		VerifyTTL:               24 * time.Hour,
+		ReauthWindow:            10 * time.Minute,
 	}
 }
 
@@ -236,6 +240,8 @@ func (c *Config) ValidateSettings() error {
 		return bad("reset-ttl", "%v is not between 1m and 24h", c.ResetTTL)
 	case c.VerifyTTL < time.Minute || c.VerifyTTL > 30*24*time.Hour:
 		return bad("verify-ttl", "%v is not between 1m and 720h", c.VerifyTTL)
+	case c.ReauthWindow < time.Minute || c.ReauthWindow > 24*time.Hour:
+		return bad("reauth-window", "%v is not between 1m and 24h", c.ReauthWindow)
 	}
 	if _, err := httpapi.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		return bad("trusted-proxies", "%v", err)
