@@ -513,6 +513,7 @@ func TestVerifiedSignupTiming(t *testing.T) {
 				taken = append(taken, signup(addr("taken", round, i)))
 			}
 			r := float64(median(taken)) / float64(median(fresh))
+			t.Logf("round %d: median %v for a taken address, %v for a new one (ratio %.2f)", round+1, median(taken), median(fresh), r)
 			if r >= 0.8 && r <= 1.2 {
 				return
 			}
