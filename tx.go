@@ -94,6 +94,53 @@ type Tx interface {
 	// DeleteAccountTokens deletes every unused token of that kind of the
 	// user, as a password change does to reset links.
 	DeleteAccountTokens(userID, kind string) error
+
+	// TOTPFactor returns the user's TOTP factor, pending or confirmed;
+	// nil if there is none.
+	TOTPFactor(userID string) (*TOTPFactor, error)
+	// PutPendingTOTP stores f as the user's pending enrolment, replacing
+	// a pending one; it never touches a confirmed factor, and reports
+	// whether it stored f (false: the user's TOTP is on). CodeNotFound if
+	// the user is gone.
+	PutPendingTOTP(f *TOTPFactor) (bool, error)
+	// ConfirmTOTP confirms the user's pending factor at now with the code
+	// of step, if it is still pending and still the one whose secret is
+	// secret (as stored); reports whether it did.
+	ConfirmTOTP(userID string, secret []byte, step int64, now time.Time) (bool, error)
+	// UseTOTPStep records step as the last one a code of the user's
+	// confirmed factor was accepted for, if it is later than the one
+	// recorded, in one conditional statement: of two uses of one code,
+	// however concurrent, exactly one is told true.
+	UseTOTPStep(userID string, step int64) (bool, error)
+	// DeleteTOTP deletes the user's TOTP factor and recovery codes, and
+	// reports whether there was a factor.
+	DeleteTOTP(userID string) (bool, error)
+
+	// ReplaceRecoveryCodes deletes the user's recovery codes and stores
+	// hashes as the new set.
+	ReplaceRecoveryCodes(userID string, hashes [][]byte, now time.Time) error
+	// RecoveryCodes returns the hashes of the user's unused recovery codes.
+	RecoveryCodes(userID string) ([][]byte, error)
+	// UseRecoveryCode marks the user's unused code hash used at now, in
+	// one conditional statement, and reports whether it did.
+	UseRecoveryCode(userID string, hash []byte, now time.Time) (bool, error)
+
+	// InsertMFAChallenge stores c.
+	InsertMFAChallenge(c *MFAChallenge) error
+	// MFAChallenge returns the challenge whose hash is hash if it is
+	// unexpired at now and has attempts left; nil otherwise.
+	MFAChallenge(hash []byte, now time.Time) (*MFAChallenge, error)
+	// SpendMFAAttempt counts one attempt on that challenge, if it is
+	// unexpired at now and has fewer than max, and returns it as counted;
+	// nil otherwise. One statement, so that concurrent attempts never
+	// exceed max.
+	SpendMFAAttempt(hash []byte, now time.Time, max int) (*MFAChallenge, error)
+	// DeleteMFAChallenge deletes the challenge and reports whether it was
+	// there: a login finishes only if it deleted it.
+	DeleteMFAChallenge(hash []byte) (bool, error)
+	// SetSessionAuth sets the user's session's amr and auth time, as a
+	// step-up does; false if there is no such session.
+	SetSessionAuth(userID, sessionID string, amr []string, at time.Time) (bool, error)
 }
 
 // TxStore runs units of work.

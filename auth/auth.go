@@ -105,6 +105,8 @@ type Service struct {
 	admin     adminDeps
 	accounts  Accounts
 	reauth    time.Duration
+	secrets   Sealer
+	mfaIssuer string
 }
 
 // Events receives what the service did that metrics count; a nil Events in
@@ -154,6 +156,11 @@ type Deps struct {
 	// sensitive change without the credential in the request (reauth.go);
 	// zero means DefaultReauthWindow.
 	ReauthWindow time.Duration
+	// Secrets seals TOTP secrets at rest; nil stores them in the clear.
+	Secrets Sealer
+	// MFAIssuer names the service in authenticator apps; empty means
+	// DefaultMFAIssuer.
+	MFAIssuer string
 }
 
 // New returns a Service.
@@ -163,6 +170,10 @@ func New(d Deps) *Service {
 		refresher: d.Refresher, clock: d.Clock, policy: d.Policy, pwMin: d.PasswordMinLength,
 		pwScore: d.PasswordMinScore, throttle: d.Throttle, events: d.Events, logger: d.Logger,
 		accounts: d.Accounts.withDefaults(), reauth: d.ReauthWindow,
+		secrets: d.Secrets, mfaIssuer: d.MFAIssuer,
+	}
+	if s.mfaIssuer == "" {
+		s.mfaIssuer = DefaultMFAIssuer
 	}
 	if s.reauth <= 0 {
 		s.reauth = DefaultReauthWindow
@@ -311,10 +322,10 @@ func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.Client
 		}
 		return nil, err
 	}
-	if err := s.loginSucceeded(ctx, counts); err != nil {
-		return nil, err
-	}
 	if u.Disabled {
+		if err := s.loginSucceeded(ctx, counts); err != nil {
+			return nil, err
+		}
 		s.loginFailed(ctx, u, c, "account_disabled")
 		return nil, errDisabled
 	}
@@ -334,6 +345,7 @@ func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.Client
 	}
 	rt, hash, err := s.refresher.Mint(sess.ID)
 	if err != nil {
+		s.release(ctx, counts)
 		return nil, err
 	}
 	sess.RefreshHash = hash
@@ -342,40 +354,68 @@ func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.Client
 	rehash := ""
 	if s.hasher.NeedsRehash(u.PasswordHash) {
 		if rehash, err = s.hasher.Hash(ctx, pw); err != nil {
+			s.release(ctx, counts)
 			return nil, err
 		}
 	}
 	var evicted []string
+	var second *sessiond.Error // the answer when a second factor is owed (mfa.go)
 	err = s.store.Tx(ctx, func(tx sessiond.Tx) error {
-		var err error
-		if _, evicted, err = openSession(tx, sess, now, s.policy, sessiond.MethodPassword, o); err != nil {
+		evicted, second = nil, nil
+		if rehash != "" {
+			if err := tx.SetPasswordHash(u.ID, rehash); err != nil {
+				return err
+			}
+		}
+		f, err := tx.TOTPFactor(u.ID)
+		if err != nil {
 			return err
 		}
-		if rehash != "" {
-			return tx.SetPasswordHash(u.ID, rehash)
+		if f.Active() {
+			second, err = mfaRequired(tx, u.ID, now)
+			return err
 		}
-		return nil
+		_, evicted, err = openSession(tx, sess, now, s.policy, sessiond.MethodPassword, o)
+		return err
 	})
 	if sessiond.ErrorCode(err) == sessiond.CodeAccountDisabled {
 		// Disabled between the password check and the transaction.
 		s.loginFailed(ctx, u, c, "account_disabled")
 	}
 	if err != nil {
+		s.release(ctx, counts)
 		return nil, err
 	}
-	if len(evicted) > 0 {
-		s.events.SessionsEvicted(len(evicted))
-		// Every login beyond the cap evicts, as designed: routine, and the
-		// evictions metric counts them; DEBUG keeps INFO for the unusual.
-		s.logger.LogAttrs(ctx, slog.LevelDebug, "sessions evicted at login",
-			slog.String("user_id", u.ID), slog.Any("evicted", evicted))
+	if second != nil {
+		// The password was no failure, but the login is not done: the
+		// pair's count stays until the second factor is given.
+		s.release(ctx, counts)
+		return nil, second
 	}
+	if err := s.loginSucceeded(ctx, counts); err != nil {
+		// The session exists: the client gets it, and the stale count
+		// only ages out.
+		s.logger.WarnContext(ctx, "login attempts not cleared", "error", err.Error())
+	}
+	s.evictedAtLogin(ctx, u.ID, evicted)
 	t, err := s.tokens(sess, rt, now)
 	if err != nil {
 		return nil, err
 	}
 	t.DeviceToken, t.DeviceExpiresAt = s.issueDeviceToken(email, now)
 	return t, nil
+}
+
+// evictedAtLogin counts and logs the sessions a login evicted.
+func (s *Service) evictedAtLogin(ctx context.Context, userID string, evicted []string) {
+	if len(evicted) == 0 {
+		return
+	}
+	s.events.SessionsEvicted(len(evicted))
+	// Every login beyond the cap evicts, as designed: routine, and the
+	// evictions metric counts them; DEBUG keeps INFO for the unusual.
+	s.logger.LogAttrs(ctx, slog.LevelDebug, "sessions evicted at login",
+		slog.String("user_id", userID), slog.Any("evicted", evicted))
 }
 
 // loginFailed records login.failed for a known user. It has no change to
@@ -496,7 +536,7 @@ func (s *Service) Authenticate(ctx context.Context, at string) (*sessiond.Princi
 		}
 		return nil, err
 	}
-	return &sessiond.Principal{UserID: c.Subject, SessionID: c.SessionID, ExpiresAt: c.ExpiresAt, AuthTime: sess.AuthTimeOrCreated()}, nil
+	return &sessiond.Principal{UserID: c.Subject, SessionID: c.SessionID, ExpiresAt: c.ExpiresAt, AuthTime: sess.AuthTimeOrCreated(), AMR: sess.AMR}, nil
 }
 
 // Me returns the principal's user.

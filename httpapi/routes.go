@@ -32,6 +32,10 @@ func routeTable(d Deps) []route {
 	if d.Accounts != nil {
 		acc = d.Accounts
 	}
+	var mfa sessiond.MFAService = noMFA{}
+	if d.MFA != nil {
+		mfa = d.MFA
+	}
 	routes := []route{
 		{"POST /v1/signup", handleSignup(d.Logger, d.Auth, d.TrustedProxies)},
 		{"POST /v1/login", handleLogin(d.Logger, d.Auth, d.TrustedProxies, bd)},
@@ -45,6 +49,11 @@ func routeTable(d Deps) []route {
 		{"POST /v1/password/reset", handleResetPassword(d.Logger, acc, d.TrustedProxies)},
 		{"POST /v1/email/verify", handleVerifyEmail(d.Logger, acc, d.TrustedProxies)},
 		{"POST /v1/email/verify/resend", bearer(d.Logger, d.Auth, handleResendVerification(d.Logger, acc, d.TrustedProxies))},
+		{"POST /v1/login/mfa", handleLoginMFA(d.Logger, mfa, d.TrustedProxies, bd)}, // mfa.go
+		{"POST /v1/mfa/totp", bearer(d.Logger, d.Auth, handleBeginTOTP(d.Logger, mfa, d.TrustedProxies))},
+		{"POST /v1/mfa/totp/confirm", bearer(d.Logger, d.Auth, handleConfirmTOTP(d.Logger, mfa, d.TrustedProxies))},
+		{"DELETE /v1/mfa/totp", bearer(d.Logger, d.Auth, handleDisableTOTP(d.Logger, mfa, d.TrustedProxies))},
+		{"POST /v1/mfa/recovery-codes", bearer(d.Logger, d.Auth, handleRecoveryCodes(d.Logger, mfa, d.TrustedProxies))},
 		{"GET /.well-known/jwks.json", handleJWKS(d.JWKS)},
 		{"GET /healthz", handleHealthz()},
 		{"GET /readyz", handleReadyz(d.Logger, d.Ready)},

@@ -48,6 +48,7 @@ var txStatements = []string{
 	rotateIfUnchanged, stampIfUnchanged, deleteSessionIfUnchanged,
 	deleteUserSession, deleteUserSessions,
 	insertEvent, webhookSubscribers, insertOutbox,
+	totpFactor, insertMFAChallenge, // every login asks whether a second factor is owed
 }
 
 // prepareTx returns txStatements prepared on the writer, or nil (the
