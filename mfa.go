@@ -67,11 +67,19 @@ type SecondFactor struct {
 	RecoveryCode string
 }
 
+// MFAStatus is what a user has set up of second factors.
+type MFAStatus struct {
+	TOTP              bool // confirmed: logins ask for a second factor
+	RecoveryCodesLeft int  // unused recovery codes
+}
+
 // MFAService is the second-factor use cases of the public API, implemented
 // by package auth. Enrolment and changes need a recent sign-in
 // (CodeReauthRequired); wrong codes are CodeInvalidCredentials and count
 // toward the login throttle (CodeTooManyAttempts).
 type MFAService interface {
+	// MFAStatus says what the principal's user has set up.
+	MFAStatus(ctx context.Context, p *Principal) (*MFAStatus, error)
 	// BeginTOTP starts (or restarts) the principal's TOTP enrolment.
 	// CodeReauthRequired; CodeInvalidRequest if TOTP is on already.
 	BeginTOTP(ctx context.Context, p *Principal, c ClientInfo) (*TOTPEnrollment, error)

@@ -169,6 +169,25 @@ func newRecoveryCodes(tx sessiond.Tx, userID string, now time.Time) ([]string, e
 	return codes, nil
 }
 
+// MFAStatus says whether TOTP is on and how many recovery codes are left.
+func (s *Service) MFAStatus(ctx context.Context, p *sessiond.Principal) (*sessiond.MFAStatus, error) {
+	var st sessiond.MFAStatus
+	err := s.store.Tx(ctx, func(tx sessiond.Tx) error {
+		st = sessiond.MFAStatus{}
+		f, err := tx.TOTPFactor(p.UserID)
+		if err != nil || !f.Active() {
+			return err
+		}
+		codes, err := tx.RecoveryCodes(p.UserID)
+		st.TOTP, st.RecoveryCodesLeft = true, len(codes)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
 // BeginTOTP starts a TOTP enrolment: a new secret, stored sealed and
 // pending until ConfirmTOTP. Beginning again replaces a pending secret.
 func (s *Service) BeginTOTP(ctx context.Context, p *sessiond.Principal, c sessiond.ClientInfo) (*sessiond.TOTPEnrollment, error) {

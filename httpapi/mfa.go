@@ -72,6 +72,21 @@ func decodeOptional[T validator](w http.ResponseWriter, r *http.Request) (T, err
 	return decode[T](w, r)
 }
 
+func handleMFAStatus(logger *slog.Logger, svc sessiond.MFAService) http.Handler {
+	type response struct {
+		TOTP              bool `json:"totp"`
+		RecoveryCodesLeft int  `json:"recovery_codes_left"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st, err := svc.MFAStatus(r.Context(), principalFrom(r.Context()))
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		encode(w, http.StatusOK, response{TOTP: st.TOTP, RecoveryCodesLeft: st.RecoveryCodesLeft})
+	})
+}
+
 // handleBeginTOTP takes no body. The QR code comes as a data: URL, so the
 // page shows it without a request to anywhere else.
 func handleBeginTOTP(logger *slog.Logger, svc sessiond.MFAService, trusted []netip.Prefix) http.Handler {
@@ -175,6 +190,9 @@ type noMFA struct{}
 
 var errNoMFA = sessiond.Errorf(sessiond.CodeNotFound, "second factors are not served here")
 
+func (noMFA) MFAStatus(context.Context, *sessiond.Principal) (*sessiond.MFAStatus, error) {
+	return nil, errNoMFA
+}
 func (noMFA) BeginTOTP(context.Context, *sessiond.Principal, sessiond.ClientInfo) (*sessiond.TOTPEnrollment, error) {
 	return nil, errNoMFA
 }

@@ -50,6 +50,7 @@ func routeTable(d Deps) []route {
 		{"POST /v1/email/verify", handleVerifyEmail(d.Logger, acc, d.TrustedProxies)},
 		{"POST /v1/email/verify/resend", bearer(d.Logger, d.Auth, handleResendVerification(d.Logger, acc, d.TrustedProxies))},
 		{"POST /v1/login/mfa", handleLoginMFA(d.Logger, mfa, d.TrustedProxies, bd)}, // mfa.go
+		{"GET /v1/mfa", bearer(d.Logger, d.Auth, handleMFAStatus(d.Logger, mfa))},
 		{"POST /v1/mfa/totp", bearer(d.Logger, d.Auth, handleBeginTOTP(d.Logger, mfa, d.TrustedProxies))},
 		{"POST /v1/mfa/totp/confirm", bearer(d.Logger, d.Auth, handleConfirmTOTP(d.Logger, mfa, d.TrustedProxies))},
 		{"DELETE /v1/mfa/totp", bearer(d.Logger, d.Auth, handleDisableTOTP(d.Logger, mfa, d.TrustedProxies))},
