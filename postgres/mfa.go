@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"time"
@@ -164,4 +165,22 @@ func (t *tx) DeleteMFAChallenge(hash []byte) (bool, error) {
 func (t *tx) SetSessionAuth(userID, sessionID string, amr []string, at time.Time) (bool, error) {
 	n, err := t.exec(setSessionAuth, strings.Join(amr, ","), sessiond.Now(at), sessionID, userID)
 	return n == 1, err
+}
+
+const deleteExpiredMFAChallenges = `DELETE FROM mfa_challenges WHERE hash IN (
+	SELECT hash FROM mfa_challenges WHERE expires_at <= $1 LIMIT $2)`
+
+// DeleteExpiredMFAChallenges deletes one batch of unfinished logins
+// expired by now.
+func (db *DB) DeleteExpiredMFAChallenges(ctx context.Context, now time.Time, limit int) (int, error) {
+	if limit < 1 {
+		return 0, nil
+	}
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	tag, err := db.exec(ctx, deleteExpiredMFAChallenges, sessiond.Now(now), limit)
+	if err != nil {
+		return 0, storeError("delete expired mfa challenges", err)
+	}
+	return int(tag.RowsAffected()), nil
 }

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"time"
@@ -164,4 +165,26 @@ func (t *tx) DeleteMFAChallenge(hash []byte) (bool, error) {
 func (t *tx) SetSessionAuth(userID, sessionID string, amr []string, at time.Time) (bool, error) {
 	n, err := t.exec(setSessionAuth, joinAMR(amr), micros(at), sessionID, userID)
 	return n == 1, err
+}
+
+const deleteExpiredMFAChallenges = `DELETE FROM mfa_challenges WHERE hash IN (
+	SELECT hash FROM mfa_challenges WHERE expires_at <= ? LIMIT ?)`
+
+// DeleteExpiredMFAChallenges deletes one batch of unfinished logins
+// expired by now.
+func (db *DB) DeleteExpiredMFAChallenges(ctx context.Context, now time.Time, limit int) (int, error) {
+	if limit < 1 { // SQLite reads a negative LIMIT as "no limit"
+		return 0, nil
+	}
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	res, err := db.w.ExecContext(ctx, deleteExpiredMFAChallenges, micros(sessiond.Now(now)), limit)
+	if err != nil {
+		return 0, storeError("delete expired mfa challenges", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, storeError("delete expired mfa challenges", err)
+	}
+	return int(n), nil
 }

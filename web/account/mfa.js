@@ -200,7 +200,7 @@ async function regenerateCodes() {
 
 function mfaInit() {
   $('mfa-login-toggle').addEventListener('click', () => {
-    useRecovery(!$('mfa-login-recovery-field').hidden === false);
+    useRecovery($('mfa-login-recovery-field').hidden);
     setMFAError('mfa-login-error', null);
     (!$('mfa-login-recovery-field').hidden ? $('mfa-login-recovery') : $('mfa-login-code')).focus();
   });
