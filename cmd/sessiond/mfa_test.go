@@ -177,7 +177,7 @@ func TestMFACodes(t *testing.T) {
 		e.loginMFA(tok, map[string]string{"code": e.totpCode(secret, 30*time.Second)}).want(t, 200, "")
 		failed := 0
 		for _, ev := range e.eventTypes("ada@example.com") {
-			if ev == "login.failed" {
+			if ev == "login.failed:wrong_code" {
 				failed++
 			}
 		}
