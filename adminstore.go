@@ -88,6 +88,9 @@ type AdminStore interface {
 	// DeleteExpiredAccountTokens deletes at most limit account tokens
 	// expired by now, used or not, and returns how many.
 	DeleteExpiredAccountTokens(ctx context.Context, now time.Time, limit int) (int, error)
+	// DeleteExpiredMFAChallenges deletes at most limit MFA challenges
+	// (unfinished logins) expired at now and returns how many it deleted.
+	DeleteExpiredMFAChallenges(ctx context.Context, now time.Time, limit int) (int, error)
 	// DeleteEventsBefore deletes at most limit events that occurred
 	// before cutoff, and returns how many.
 	DeleteEventsBefore(ctx context.Context, cutoff time.Time, limit int) (int, error)

@@ -22,7 +22,8 @@ func TestDependencies(t *testing.T) {
 		mod + "/password":        {mod, mod + "/internal/argon2"},
 		mod + "/internal/argon2": {}, // a copy of x/crypto's argon2: nothing of ours
 		mod + "/token":           {mod},
-		mod + "/auth":            {mod, mod + "/password", mod + "/token"},
+		mod + "/auth":            {mod, mod + "/password", mod + "/token", mod + "/mfa"},
+		mod + "/mfa":             {}, // TOTP and recovery codes: no storage, nothing of ours
 		mod + "/httpapi":         {mod, mod + "/api"},
 		mod + "/sqlite":          {mod},
 		mod + "/postgres":        {mod},

@@ -40,7 +40,11 @@ type Error struct {
 	// RetryAfter, when set, tells the client when to try again
 	// (CodeUnavailable, CodeTooManyAttempts, CodeRateLimited).
 	RetryAfter time.Duration
-	Err        error
+	// Extra holds the problem document's extension members (RFC 9457
+	// §3.2), e.g. mfa_token and methods of CodeMFARequired; they never
+	// replace the standard members.
+	Extra map[string]any
+	Err   error
 }
 
 // Errorf returns an *Error with the given code and a formatted message.

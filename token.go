@@ -29,6 +29,10 @@ type Principal struct {
 	// itself rather than the token, so that a reauthentication counts at
 	// once. Sensitive changes need it recent.
 	AuthTime time.Time
+	// AMR is how the session's user proved who they are (RFC 8176
+	// values), as the session holds it now: "otp" once a second factor
+	// was given at login or since.
+	AMR []string
 }
 
 // ClientInfo describes the device a login comes from, shown in session lists.

@@ -75,9 +75,6 @@ type Tx interface {
 	// DeleteUserSessions deletes every session of the user and returns
 	// their ids.
 	DeleteUserSessions(userID string) ([]string, error)
-	// SetAuthTime stamps the user's session id with the time its user
-	// last proved who they are, and reports whether there was one.
-	SetAuthTime(userID, id string, at time.Time) (bool, error)
 
 	// InsertEvent stores e. CodeInvalidRequest if its id is taken.
 	InsertEvent(e *Event) error
@@ -104,6 +101,53 @@ type Tx interface {
 	// by an event of the user, whatever its status: their bodies hold
 	// tokens and addresses of an account that is going away.
 	DeleteUserMail(userID, address string) (int, error)
+
+	// TOTPFactor returns the user's TOTP factor, pending or confirmed;
+	// nil if there is none.
+	TOTPFactor(userID string) (*TOTPFactor, error)
+	// PutPendingTOTP stores f as the user's pending enrolment, replacing
+	// a pending one; it never touches a confirmed factor, and reports
+	// whether it stored f (false: the user's TOTP is on). CodeNotFound if
+	// the user is gone.
+	PutPendingTOTP(f *TOTPFactor) (bool, error)
+	// ConfirmTOTP confirms the user's pending factor at now with the code
+	// of step, if it is still pending and still the one whose secret is
+	// secret (as stored); reports whether it did.
+	ConfirmTOTP(userID string, secret []byte, step int64, now time.Time) (bool, error)
+	// UseTOTPStep records step as the last one a code of the user's
+	// confirmed factor was accepted for, if it is later than the one
+	// recorded, in one conditional statement: of two uses of one code,
+	// however concurrent, exactly one is told true.
+	UseTOTPStep(userID string, step int64) (bool, error)
+	// DeleteTOTP deletes the user's TOTP factor and recovery codes, and
+	// reports whether there was a factor.
+	DeleteTOTP(userID string) (bool, error)
+
+	// ReplaceRecoveryCodes deletes the user's recovery codes and stores
+	// hashes as the new set.
+	ReplaceRecoveryCodes(userID string, hashes [][]byte, now time.Time) error
+	// RecoveryCodes returns the hashes of the user's unused recovery codes.
+	RecoveryCodes(userID string) ([][]byte, error)
+	// UseRecoveryCode marks the user's unused code hash used at now, in
+	// one conditional statement, and reports whether it did.
+	UseRecoveryCode(userID string, hash []byte, now time.Time) (bool, error)
+
+	// InsertMFAChallenge stores c.
+	InsertMFAChallenge(c *MFAChallenge) error
+	// MFAChallenge returns the challenge whose hash is hash if it is
+	// unexpired at now and has attempts left; nil otherwise.
+	MFAChallenge(hash []byte, now time.Time) (*MFAChallenge, error)
+	// SpendMFAAttempt counts one attempt on that challenge, if it is
+	// unexpired at now and has fewer than max, and returns it as counted;
+	// nil otherwise. One statement, so that concurrent attempts never
+	// exceed max.
+	SpendMFAAttempt(hash []byte, now time.Time, max int) (*MFAChallenge, error)
+	// DeleteMFAChallenge deletes the challenge and reports whether it was
+	// there: a login finishes only if it deleted it.
+	DeleteMFAChallenge(hash []byte) (bool, error)
+	// SetSessionAuth sets the user's session's amr and auth time, as a
+	// step-up does; false if there is no such session.
+	SetSessionAuth(userID, sessionID string, amr []string, at time.Time) (bool, error)
 }
 
 // TxStore runs units of work.

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -90,6 +91,8 @@ func (s *Service) ChangePassword(ctx context.Context, p *sessiond.Principal, cur
 	s.mailQueued()
 	return nil
 }
+
+var errSessionEnded = sessiond.Errorf(sessiond.CodeInvalidToken, "the session of this token has ended")
 
 var errUserGone = sessiond.Errorf(sessiond.CodeInvalidToken, "the user of this token no longer exists")
 
@@ -302,24 +305,33 @@ func (s *Service) Reauthenticate(ctx context.Context, p *sessiond.Principal, r s
 	if err != nil {
 		return err
 	}
-	switch {
-	case r.Code != "":
-		// A one-time code proves the user only with a second factor,
-		// which this server does not keep yet.
-		return sessiond.Errorf(sessiond.CodeInvalidRequest, "this account has no second factor: reauthenticate with the password")
-	default:
-		if err := s.confirmPassword(ctx, u, r.Password, c); err != nil {
-			return err
-		}
+	if r.Code != "" {
+		// A code is the second factor's proof: the step-up of mfa.go,
+		// which also adds otp to the session's amr.
+		return s.StepUp(ctx, p, sessiond.SecondFactor{Code: r.Code}, c)
+	}
+	if err := s.confirmPassword(ctx, u, r.Password, c); err != nil {
+		return err
 	}
 	now := s.now()
 	return s.store.Tx(ctx, func(tx sessiond.Tx) error {
-		ok, err := tx.SetAuthTime(p.UserID, p.SessionID, now)
+		sess, err := tx.SessionByID(p.SessionID)
+		if err != nil {
+			return err
+		}
+		if sess == nil || sess.UserID != p.UserID {
+			return errSessionEnded
+		}
+		amr := sess.AMR
+		if !slices.Contains(amr, "pwd") {
+			amr = append(slices.Clone(amr), "pwd")
+		}
+		ok, err := tx.SetSessionAuth(p.UserID, p.SessionID, amr, now)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return sessiond.Errorf(sessiond.CodeInvalidToken, "the session of this token has ended")
+			return errSessionEnded
 		}
 		return nil
 	})

@@ -108,6 +108,8 @@ type Service struct {
 	// requireVerified refuses logins to unconfirmed addresses and makes
 	// signup answer alike for new and existing ones.
 	requireVerified bool
+	secrets         Sealer
+	mfaIssuer       string
 }
 
 // Events receives what the service did that metrics count; a nil Events in
@@ -162,6 +164,11 @@ type Deps struct {
 	// Signup reveal nothing: it answers a new and an existing address
 	// alike, after the same work, mailing the existing one's owner.
 	RequireVerifiedEmail bool
+	// Secrets seals TOTP secrets at rest; nil stores them in the clear.
+	Secrets Sealer
+	// MFAIssuer names the service in authenticator apps; empty means
+	// DefaultMFAIssuer.
+	MFAIssuer string
 }
 
 // New returns a Service.
@@ -171,6 +178,10 @@ func New(d Deps) *Service {
 		refresher: d.Refresher, clock: d.Clock, policy: d.Policy, pwMin: d.PasswordMinLength,
 		pwScore: d.PasswordMinScore, throttle: d.Throttle, events: d.Events, logger: d.Logger,
 		accounts: d.Accounts.withDefaults(), reauth: d.ReauthWindow, requireVerified: d.RequireVerifiedEmail,
+		secrets: d.Secrets, mfaIssuer: d.MFAIssuer,
+	}
+	if s.mfaIssuer == "" {
+		s.mfaIssuer = DefaultMFAIssuer
 	}
 	if s.reauth <= 0 {
 		s.reauth = DefaultReauthWindow
@@ -326,14 +337,18 @@ func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.Client
 		}
 		return nil, err
 	}
-	if err := s.loginSucceeded(ctx, counts); err != nil {
-		return nil, err
-	}
 	if u.Disabled {
+		if err := s.loginSucceeded(ctx, counts); err != nil {
+			return nil, err
+		}
 		s.loginFailed(ctx, u, c, "account_disabled")
 		return nil, errDisabled
 	}
 	if s.requireVerified && !u.EmailVerified {
+		// The password was right: no failure to count against the pair.
+		if err := s.loginSucceeded(ctx, counts); err != nil {
+			return nil, err
+		}
 		s.loginFailed(ctx, u, c, "email_not_verified")
 		return nil, errNotVerified
 	}
@@ -353,6 +368,7 @@ func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.Client
 	}
 	rt, hash, err := s.refresher.Mint(sess.ID)
 	if err != nil {
+		s.release(ctx, counts)
 		return nil, err
 	}
 	sess.RefreshHash = hash
@@ -361,40 +377,81 @@ func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.Client
 	rehash := ""
 	if s.hasher.NeedsRehash(u.PasswordHash) {
 		if rehash, err = s.hasher.Hash(ctx, pw); err != nil {
+			s.release(ctx, counts)
 			return nil, err
 		}
 	}
 	var evicted []string
+	var second *sessiond.Error // the answer when a second factor is owed (mfa.go)
 	err = s.store.Tx(ctx, func(tx sessiond.Tx) error {
-		var err error
-		if _, evicted, err = openSession(tx, sess, now, s.policy, sessiond.MethodPassword, o); err != nil {
+		evicted, second = nil, nil
+		// The password was checked against the hash read before the
+		// transaction; a reset or change that committed since ended every
+		// session, and this login must not open one with the old password.
+		cur, err := tx.LockUser(u.ID)
+		if sessiond.ErrorCode(err) == sessiond.CodeNotFound {
+			return errCredentials // deleted since
+		}
+		if err != nil {
 			return err
 		}
-		if rehash != "" {
-			return tx.SetPasswordHash(u.ID, rehash)
+		if cur.PasswordHash != u.PasswordHash {
+			return errCredentials
 		}
-		return nil
+		if rehash != "" {
+			if err := tx.SetPasswordHash(u.ID, rehash); err != nil {
+				return err
+			}
+		}
+		f, err := tx.TOTPFactor(u.ID)
+		if err != nil {
+			return err
+		}
+		if f.Active() {
+			second, err = mfaRequired(tx, u.ID, now)
+			return err
+		}
+		_, evicted, err = openSession(tx, sess, now, s.policy, sessiond.MethodPassword, o)
+		return err
 	})
 	if sessiond.ErrorCode(err) == sessiond.CodeAccountDisabled {
 		// Disabled between the password check and the transaction.
 		s.loginFailed(ctx, u, c, "account_disabled")
 	}
 	if err != nil {
+		s.release(ctx, counts)
 		return nil, err
 	}
-	if len(evicted) > 0 {
-		s.events.SessionsEvicted(len(evicted))
-		// Every login beyond the cap evicts, as designed: routine, and the
-		// evictions metric counts them; DEBUG keeps INFO for the unusual.
-		s.logger.LogAttrs(ctx, slog.LevelDebug, "sessions evicted at login",
-			slog.String("user_id", u.ID), slog.Any("evicted", evicted))
+	if second != nil {
+		// The password was no failure, but the login is not done: the
+		// pair's count stays until the second factor is given.
+		s.release(ctx, counts)
+		return nil, second
 	}
+	if err := s.loginSucceeded(ctx, counts); err != nil {
+		// The session exists: the client gets it, and the stale count
+		// only ages out.
+		s.logger.WarnContext(ctx, "login attempts not cleared", "error", err.Error())
+	}
+	s.evictedAtLogin(ctx, u.ID, evicted)
 	t, err := s.tokens(sess, rt, now)
 	if err != nil {
 		return nil, err
 	}
 	t.DeviceToken, t.DeviceExpiresAt = s.issueDeviceToken(email, now)
 	return t, nil
+}
+
+// evictedAtLogin counts and logs the sessions a login evicted.
+func (s *Service) evictedAtLogin(ctx context.Context, userID string, evicted []string) {
+	if len(evicted) == 0 {
+		return
+	}
+	s.events.SessionsEvicted(len(evicted))
+	// Every login beyond the cap evicts, as designed: routine, and the
+	// evictions metric counts them; DEBUG keeps INFO for the unusual.
+	s.logger.LogAttrs(ctx, slog.LevelDebug, "sessions evicted at login",
+		slog.String("user_id", userID), slog.Any("evicted", evicted))
 }
 
 // loginFailed records login.failed for a known user. It has no change to
@@ -515,7 +572,7 @@ func (s *Service) Authenticate(ctx context.Context, at string) (*sessiond.Princi
 		}
 		return nil, err
 	}
-	return &sessiond.Principal{UserID: c.Subject, SessionID: c.SessionID, ExpiresAt: c.ExpiresAt, AuthTime: sess.AuthTimeOrCreated()}, nil
+	return &sessiond.Principal{UserID: c.Subject, SessionID: c.SessionID, ExpiresAt: c.ExpiresAt, AuthTime: sess.AuthTimeOrCreated(), AMR: sess.AMR}, nil
 }
 
 // Me returns the principal's user.

@@ -28,6 +28,12 @@ func CreateSession(ctx context.Context, st sessiond.Store, s *sessiond.Session, 
 // openSession is CreateSession's body, for use cases that do more in the
 // same transaction. It returns the user as locked.
 func openSession(tx sessiond.Tx, s *sessiond.Session, now time.Time, p sessiond.Policy, method string, o Origin) (*sessiond.User, []string, error) {
+	return openSessionEvent(tx, s, now, p, o.event(sessiond.EventSessionCreated, s.UserID, s.ID, map[string]any{"method": method}), o)
+}
+
+// openSessionEvent is openSession recording created, a session.created
+// event of o for s, whose data the caller chose.
+func openSessionEvent(tx sessiond.Tx, s *sessiond.Session, now time.Time, p sessiond.Policy, created sessiond.Event, o Origin) (*sessiond.User, []string, error) {
 	u, err := tx.LockUser(s.UserID)
 	if err != nil {
 		return nil, nil, err
@@ -53,7 +59,6 @@ func openSession(tx sessiond.Tx, s *sessiond.Session, now time.Time, p sessiond.
 	if err := o.ended(tx, now, s.UserID, evict, sessiond.EndEvicted); err != nil {
 		return nil, nil, err
 	}
-	created := o.event(sessiond.EventSessionCreated, s.UserID, s.ID, map[string]any{"method": method})
 	created.IP, created.UserAgent = s.IP, s.UserAgent
 	if err := record(tx, now, created); err != nil {
 		return nil, nil, err

@@ -4,7 +4,9 @@
 // Services that receive requests verify access tokens offline: NewVerifier
 // (verifier.go) fetches sessiond's JWKS, Verifier.Verify checks a token, and
 // Verifier.Middleware protects an http.Handler and puts the Claims in the
-// request context (ClaimsFromContext). Start reading at example_test.go.
+// request context (ClaimsFromContext); Require (require.go) adds conditions
+// on them for one route: a second factor, a recent sign-in. Start reading
+// at example_test.go.
 //
 // Programs that call services on a user's behalf hold a login: New
 // (client.go) returns a Client whose Login, Refresh, Logout, Sessions and

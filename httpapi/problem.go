@@ -74,7 +74,10 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 			slog.String("code", code), slog.String("error", err.Error()))
 	}
 	var e *sessiond.Error
-	if errors.As(err, &e) && e.RetryAfter > 0 {
+	if !errors.As(err, &e) {
+		e = nil
+	}
+	if e != nil && e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+999_999_999)/1e9)))
 	}
 	setProblemCode(w, code)
@@ -88,5 +91,25 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
+	if e != nil && len(e.Extra) > 0 && status < 500 {
+		json.NewEncoder(w).Encode(withExtensions(p, e.Extra))
+		return
+	}
 	json.NewEncoder(w).Encode(p)
+}
+
+// withExtensions is p with extension members (RFC 9457 §3.2) beside its
+// own; a member that would replace one of p's is dropped.
+func withExtensions(p problem, extra map[string]any) map[string]any {
+	out := make(map[string]any, len(extra)+5)
+	for k, v := range extra {
+		out[k] = v
+	}
+	out["type"], out["title"], out["status"], out["code"] = p.Type, p.Title, p.Status, p.Code
+	if p.Detail != "" {
+		out["detail"] = p.Detail
+	} else {
+		delete(out, "detail")
+	}
+	return out
 }

@@ -72,3 +72,27 @@ func TestServerErrorsAreLoggedWithTheRequestID(t *testing.T) {
 		})
 	}
 }
+
+// TestProblemExtensionMembers: an error's Extra appears as top-level
+// members of the problem document, beside the standard ones, which it
+// cannot replace.
+func TestProblemExtensionMembers(t *testing.T) {
+	err := &sessiond.Error{Code: sessiond.CodeMFARequired, Message: "a second factor is needed",
+		Extra: map[string]any{"mfa_token": "tok", "methods": []string{"totp"}, "code": "forged", "status": 200}}
+	h := httpapi.NewServer(httpapi.Deps{Auth: failingAuth{err: err}})
+	req := httptest.NewRequest(http.MethodPost, "/v1/refresh", strings.NewReader(`{"refresh_token":"x"}`))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var p map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+		t.Fatalf("body %q: %v", rec.Body, err)
+	}
+	if rec.Code != http.StatusForbidden || p["code"] != "mfa_required" || p["status"] != float64(403) ||
+		p["type"] != "urn:sessiond:problem:mfa_required" || p["detail"] != "a second factor is needed" {
+		t.Errorf("got %d %v, want the standard members of a 403 mfa_required", rec.Code, p)
+	}
+	if p["mfa_token"] != "tok" || len(p["methods"].([]any)) != 1 {
+		t.Errorf("got %v, want the extension members mfa_token and methods", p)
+	}
+}

@@ -32,6 +32,10 @@ func routeTable(d Deps) []route {
 	if d.Accounts != nil {
 		acc = d.Accounts
 	}
+	var mfa sessiond.MFAService = noMFA{}
+	if d.MFA != nil {
+		mfa = d.MFA
+	}
 	routes := []route{
 		{"POST /v1/signup", handleSignup(d.Logger, d.Auth, d.TrustedProxies)},
 		{"POST /v1/login", handleLogin(d.Logger, d.Auth, d.TrustedProxies, bd)},
@@ -49,6 +53,12 @@ func routeTable(d Deps) []route {
 		{"POST /v1/email", bearer(d.Logger, d.Auth, handleChangeEmail(d.Logger, acc, d.TrustedProxies))},
 		{"DELETE /v1/me", bearer(d.Logger, d.Auth, handleDeleteAccount(d.Logger, acc, d.TrustedProxies))},
 		{"POST /v1/reauthenticate", bearer(d.Logger, d.Auth, handleReauthenticate(d.Logger, acc, d.TrustedProxies))},
+		{"POST /v1/login/mfa", handleLoginMFA(d.Logger, mfa, d.TrustedProxies, bd)}, // mfa.go
+		{"GET /v1/mfa", bearer(d.Logger, d.Auth, handleMFAStatus(d.Logger, mfa))},
+		{"POST /v1/mfa/totp", bearer(d.Logger, d.Auth, handleBeginTOTP(d.Logger, mfa, d.TrustedProxies))},
+		{"POST /v1/mfa/totp/confirm", bearer(d.Logger, d.Auth, handleConfirmTOTP(d.Logger, mfa, d.TrustedProxies))},
+		{"DELETE /v1/mfa/totp", bearer(d.Logger, d.Auth, handleDisableTOTP(d.Logger, mfa, d.TrustedProxies))},
+		{"POST /v1/mfa/recovery-codes", bearer(d.Logger, d.Auth, handleRecoveryCodes(d.Logger, mfa, d.TrustedProxies))},
 		{"GET /.well-known/jwks.json", handleJWKS(d.JWKS)},
 		{"GET /healthz", handleHealthz()},
 		{"GET /readyz", handleReadyz(d.Logger, d.Ready)},

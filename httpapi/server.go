@@ -44,6 +44,9 @@ type Deps struct {
 	// Accounts serves password reset and email verification (account.go);
 	// nil answers those routes 404.
 	Accounts sessiond.AccountService
+	// MFA serves second factors and the login step they add (mfa.go);
+	// nil answers those routes 404.
+	MFA sessiond.MFAService
 }
 
 // NewServer returns the sessiond HTTP API.

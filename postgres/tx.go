@@ -167,8 +167,6 @@ const (
 	deleteUserSession = `DELETE FROM sessions WHERE id = $1 AND user_id = $2`
 
 	deleteUserSessions = `DELETE FROM sessions WHERE user_id = $1 RETURNING id`
-
-	setAuthTime = `UPDATE sessions SET auth_time = $3 WHERE id = $1 AND user_id = $2`
 )
 
 func (t *tx) SessionsForEviction(userID string) ([]sessiond.Session, error) {
@@ -240,11 +238,6 @@ func (t *tx) DeleteUserSession(userID, id string) (bool, error) {
 
 func (t *tx) DeleteUserSessions(userID string) ([]string, error) {
 	return t.ids(deleteUserSessions, userID)
-}
-
-func (t *tx) SetAuthTime(userID, id string, at time.Time) (bool, error) {
-	n, err := t.exec(setAuthTime, id, userID, sessiond.Now(at))
-	return n == 1, err
 }
 
 const (

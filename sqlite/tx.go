@@ -48,6 +48,7 @@ var txStatements = []string{
 	rotateIfUnchanged, stampIfUnchanged, deleteSessionIfUnchanged,
 	deleteUserSession, deleteUserSessions,
 	insertEvent, webhookSubscribers, insertOutbox,
+	totpFactor, insertMFAChallenge, // every login asks whether a second factor is owed
 }
 
 // prepareTx returns txStatements prepared on the writer, or nil (the
@@ -236,8 +237,6 @@ RETURNING ` + sessionColumns
 	deleteUserSession = `DELETE FROM sessions WHERE id = ? AND user_id = ?`
 
 	deleteUserSessions = `DELETE FROM sessions WHERE user_id = ? RETURNING id`
-
-	setAuthTime = `UPDATE sessions SET auth_time = ? WHERE id = ? AND user_id = ?`
 )
 
 func (t *tx) SessionsForEviction(userID string) ([]sessiond.Session, error) {
@@ -317,11 +316,6 @@ func (t *tx) DeleteUserSession(userID, id string) (bool, error) {
 
 func (t *tx) DeleteUserSessions(userID string) ([]string, error) {
 	return t.ids(deleteUserSessions, userID)
-}
-
-func (t *tx) SetAuthTime(userID, id string, at time.Time) (bool, error) {
-	n, err := t.exec(setAuthTime, micros(at), id, userID)
-	return n == 1, err
 }
 
 const (

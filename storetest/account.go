@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -195,7 +196,7 @@ func testAccountChanges(t *testing.T, open opener) {
 		_, err = st.UserByEmail(ctx(t), "ada@example.com")
 		wantCode(t, err, sessiond.CodeNotFound)
 	})
-	t.Run("set auth time", func(t *testing.T) {
+	t.Run("set session auth", func(t *testing.T) {
 		st := open(t)
 		u := newUser(t, st, "ada@example.com")
 		other := newUser(t, st, "bob@example.com")
@@ -204,18 +205,18 @@ func testAccountChanges(t *testing.T, open opener) {
 		var ok, wrong bool
 		mustOK(t, st.Tx(ctx(t), func(tx sessiond.Tx) error {
 			var err error
-			if wrong, err = tx.SetAuthTime(other.ID, s.ID, at(time.Hour)); err != nil {
+			if wrong, err = tx.SetSessionAuth(other.ID, s.ID, []string{"pwd"}, at(time.Hour)); err != nil {
 				return err
 			}
-			ok, err = tx.SetAuthTime(u.ID, s.ID, at(time.Minute))
+			ok, err = tx.SetSessionAuth(u.ID, s.ID, []string{"pwd", "otp"}, at(time.Minute))
 			return err
-		}), "SetAuthTime")
+		}), "SetSessionAuth")
 		if !ok || wrong {
-			t.Errorf("SetAuthTime: got %v for the owner, %v for another user; want true, false", ok, wrong)
+			t.Errorf("SetSessionAuth: got %v for the owner, %v for another user; want true, false", ok, wrong)
 		}
 		got, err := st.LiveSession(ctx(t), u.ID, s.ID, at(2*time.Minute), policy())
-		if err != nil || !got.AuthTime.Equal(at(time.Minute)) {
-			t.Errorf("session after SetAuthTime: got %+v, %v; want auth time %v", got, err, at(time.Minute))
+		if err != nil || !got.AuthTime.Equal(at(time.Minute)) || strings.Join(got.AMR, " ") != "pwd otp" {
+			t.Errorf("session after SetSessionAuth: got %+v, %v; want auth time %v and amr [pwd otp]", got, err, at(time.Minute))
 		}
 	})
 	t.Run("delete user mail", func(t *testing.T) {

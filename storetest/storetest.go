@@ -56,6 +56,7 @@ func Run(t *testing.T, openStore func(t *testing.T) sessiond.Store) {
 		{"admin", testAdmin},
 		{"account_tokens", testAccountTokens},
 		{"account_changes", testAccountChanges},
+		{"mfa", testMFA},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, open) })
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/sessiond/sessiond/outbox"
 	"github.com/sessiond/sessiond/password"
 	"github.com/sessiond/sessiond/postgres"
+	"github.com/sessiond/sessiond/seal"
 	"github.com/sessiond/sessiond/sqlite"
 	"github.com/sessiond/sessiond/token"
 	"github.com/sessiond/sessiond/web"
@@ -66,6 +67,8 @@ type App struct {
 	// events are kept (Sweep).
 	outbox    *outbox.Worker
 	retention time.Duration
+	// sealKeys seal the secrets auth stores itself (TOTP secrets).
+	sealKeys *seal.Keyring
 }
 
 // New migrates the database, makes sure a signing key and the
@@ -82,7 +85,8 @@ func New(ctx context.Context, cfg Config, db Store, logger *slog.Logger, clock s
 	}
 	sealed := withSealing(db, keys)
 	a := &App{Store: sealed, Keys: token.NewKeyring(cfg.AccessTTL), clock: clock, logger: logger,
-		policy: cfg.Policy, schedule: sessiond.KeySchedule{AccessTTL: cfg.AccessTTL}, retention: cfg.EventRetention}
+		policy: cfg.Policy, schedule: sessiond.KeySchedule{AccessTTL: cfg.AccessTTL}, retention: cfg.EventRetention,
+		sealKeys: keys}
 	if err := a.init(ctx, cfg); err != nil {
 		return nil, sealError(err)
 	}
@@ -199,6 +203,7 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 		},
 		ReauthWindow:         cfg.ReauthWindow,
 		RequireVerifiedEmail: cfg.RequireVerifiedEmail,
+		Secrets:              a.sealKeys,
 	})
 	a.Auth = svc
 	trusted, err := httpapi.ParseTrustedProxies(cfg.TrustedProxies)
@@ -217,6 +222,7 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 		Admin:          svc,
 		AdminAuth:      svc,
 		Accounts:       svc,
+		MFA:            svc,
 	})
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 const SweepBatch = 500
 
 // Sweep deletes expired sessions, forgotten attempt counters, expired
-// account tokens, and events
+// account tokens and unfinished MFA logins, and events
 // past their retention every interval, in small batches, until none are left.
 func (a *App) Sweep(ctx context.Context, interval time.Duration) {
 	every(ctx, interval, func() {
@@ -52,13 +52,17 @@ func (a *App) SweepOnce(ctx context.Context) (int, error) {
 			break
 		}
 	}
-	for ctx.Err() == nil {
-		n, err := a.Store.DeleteExpiredAccountTokens(ctx, a.clock(), SweepBatch)
-		if err != nil {
-			return total, err
-		}
-		if n < SweepBatch {
-			break
+	for _, del := range []func(context.Context, time.Time, int) (int, error){
+		a.Store.DeleteExpiredAccountTokens, a.Store.DeleteExpiredMFAChallenges,
+	} {
+		for ctx.Err() == nil {
+			n, err := del(ctx, a.clock(), SweepBatch)
+			if err != nil {
+				return total, err
+			}
+			if n < SweepBatch {
+				break
+			}
 		}
 	}
 	if err := a.sweepEvents(ctx); err != nil {

@@ -100,6 +100,7 @@ class ApiError extends Error {
     this.status = status;
     this.code = (problem && problem.code) || '';
     this.retryAfter = retryAfter;
+    this.problem = problem || {}; // extension members: mfa_token, methods
   }
 }
 
@@ -193,7 +194,7 @@ function sayError(e) {
 // ---- Views ----------------------------------------------------------------
 
 const $ = (id) => document.getElementById(id);
-const VIEWS = ['view-loading', 'view-signin', 'view-signup', 'view-account'];
+const VIEWS = ['view-loading', 'view-signin', 'view-signup', 'view-account', 'view-mfa'];
 
 function show(view, focus) {
   for (const v of VIEWS) $(v).hidden = v !== view;
@@ -234,6 +235,7 @@ async function showAccount(focus) {
   $('who-email').textContent = me.email;
   renderSessions(list.sessions);
   setError('account-error', null);
+  await renderMFA(); // mfa.js
   show('view-account', focus ? 'sessions-title' : null);
 }
 
@@ -295,7 +297,14 @@ function timeEl(iso) {
 // ---- Actions --------------------------------------------------------------
 
 async function signIn(email, password) {
-  tokens(await call('POST', '/v1/login', { body: { email, password }, cookie: true }));
+  let t;
+  try {
+    t = await call('POST', '/v1/login', { body: { email, password }, cookie: true });
+  } catch (e) {
+    if (e.code === 'mfa_required') return mfaLoginStep(e.problem, email); // mfa.js
+    throw e;
+  }
+  tokens(t);
   $('signin-notice').hidden = true;
   await showAccount(true);
   announce('Signed in as ' + email + '.');

@@ -1,0 +1,236 @@
+// Two-step verification on the account page: the second step of a sign-in
+// (a TOTP code or a recovery code), setting up an authenticator app (QR
+// code and key, confirmed by a first code), the recovery codes (shown once,
+// with a download), turning it off, new codes, and the prompt that proves
+// it's you again when an action answers reauthentication_required.
+// It shares app.js's scope (call, tokens, refresh, $, show, sayError…).
+'use strict';
+
+// ---- The sign-in step -----------------------------------------------------
+
+let mfaPending = null; // {token, email}: the open second step of a sign-in
+
+function mfaLoginStep(problem, email) {
+  mfaPending = { token: problem.mfa_token, email };
+  useRecovery(false);
+  setMFAError('mfa-login-error', null);
+  show('view-mfa', 'mfa-login-title');
+  $('mfa-login-code').focus();
+}
+
+function useRecovery(on) {
+  $('mfa-login-code-field').hidden = on;
+  $('mfa-login-recovery-field').hidden = !on;
+  $('mfa-login-toggle').textContent = on ? 'Use the code from your app instead' : 'Use a recovery code instead';
+}
+
+function sayMFAError(e) {
+  switch (e.code) {
+    case 'invalid_credentials':
+      return "That code isn't right, or was used already. Try the app's next code.";
+    case 'invalid_token':
+      return 'This sign-in took too long or had too many tries. Start over.';
+    case 'invalid_request':
+      return e.message || 'Enter the code.';
+  }
+  return sayError(e);
+}
+
+function setMFAError(id, e) {
+  const el = $(id);
+  el.textContent = e ? sayMFAError(e) : '';
+  el.hidden = !e;
+}
+
+async function finishMFALogin() {
+  const recovery = !$('mfa-login-recovery-field').hidden;
+  const body = { mfa_token: mfaPending.token };
+  if (recovery) body.recovery_code = $('mfa-login-recovery').value.trim();
+  else body.code = $('mfa-login-code').value.replace(/\s+/g, '');
+  tokens(await call('POST', '/v1/login/mfa', { body, cookie: true }));
+  const email = mfaPending.email;
+  mfaPending = null;
+  $('mfa-login-form').reset();
+  $('signin-notice').hidden = true;
+  await showAccount(true);
+  announce('Signed in as ' + email + '.');
+}
+
+// ---- Bearer calls with a body ---------------------------------------------
+
+// mfaCall is authed (app.js) with a body: on a 401 it refreshes once and
+// retries, unless the 401 is about the code rather than the token.
+async function mfaCall(method, path, body) {
+  try {
+    return await call(method, path, { body, bearer: true });
+  } catch (e) {
+    if (e.status !== 401 || e.code === 'invalid_credentials') throw e;
+    await refresh();
+    return call(method, path, { body, bearer: true });
+  }
+}
+
+// ---- The account section ------------------------------------------------
+
+let mfaStatus = { totp: false, recovery_codes_left: 0 };
+
+async function renderMFA() {
+  mfaStatus = await mfaCall('GET', '/v1/mfa');
+  const on = mfaStatus.totp;
+  $('mfa-state').textContent = on
+    ? 'On: signing in asks for a code from your authenticator app. ' + mfaStatus.recovery_codes_left + ' recovery codes left.'
+    : 'Off. Add a code from an authenticator app to every sign-in, so a stolen password is not enough.';
+  $('mfa-setup').hidden = on;
+  $('mfa-disable').hidden = !on;
+  $('mfa-regenerate').hidden = !on;
+}
+
+// withStepUp runs action; when it answers reauthentication_required, it
+// asks the person to prove it's them (their password, or with two-step
+// verification on, a code), reauthenticates, and runs it once more.
+async function withStepUp(action) {
+  setMFAError('mfa-error', null);
+  try {
+    return await action();
+  } catch (e) {
+    if (e.code !== 'reauthentication_required') throw e;
+    await stepUp();
+    return action();
+  }
+}
+
+function stepUp() {
+  const form = $('mfa-stepup');
+  const code = mfaStatus.totp;
+  $('mfa-stepup-why').textContent = code
+    ? 'Enter a code from your authenticator app to confirm it\u2019s you.'
+    : 'Enter your password to confirm it\u2019s you.';
+  $('mfa-stepup-password-field').hidden = code;
+  $('mfa-stepup-code-field').hidden = !code;
+  form.reset();
+  form.hidden = false;
+  (code ? $('mfa-stepup-code') : $('mfa-stepup-password')).focus();
+  return new Promise((resolve, reject) => {
+    const done = () => { form.hidden = true; form.onsubmit = null; $('mfa-stepup-cancel').onclick = null; };
+    form.onsubmit = async (ev) => {
+      ev.preventDefault();
+      const body = code
+        ? { code: $('mfa-stepup-code').value.replace(/\s+/g, '') }
+        : { password: $('mfa-stepup-password').value };
+      try {
+        await mfaCall('POST', '/v1/reauthenticate', body);
+        done();
+        resolve();
+      } catch (e) {
+        setMFAError('mfa-error', e);
+      }
+    };
+    $('mfa-stepup-cancel').onclick = () => { done(); reject(new ApiError(0, { code: 'cancelled', detail: 'Cancelled.' })); };
+  });
+}
+
+function mfaFailed(e) {
+  if (e.code === 'cancelled') return;
+  if (ENDED.includes(e.code) && e.code !== 'invalid_token') return signedOut(e);
+  setMFAError('mfa-error', e);
+}
+
+async function beginSetup() {
+  const enrol = await withStepUp(() => mfaCall('POST', '/v1/mfa/totp'));
+  $('mfa-qr').src = enrol.qr_code;
+  $('mfa-secret').textContent = enrol.secret;
+  $('mfa-enrol').hidden = false;
+  $('mfa-setup').hidden = true;
+  $('mfa-confirm-code').focus();
+}
+
+async function confirmSetup() {
+  const code = $('mfa-confirm-code').value.replace(/\s+/g, '');
+  const r = await mfaCall('POST', '/v1/mfa/totp/confirm', { code });
+  $('mfa-enrol').hidden = true;
+  $('mfa-confirm-form').reset();
+  showCodes(r.recovery_codes);
+  await renderMFA();
+  announce('Two-step verification is on.');
+}
+
+let codesURL = null;
+
+// showCodes lists the recovery codes once, with a download of them as a
+// text file (a Blob URL: nothing leaves the page).
+function showCodes(codes) {
+  const ol = $('mfa-codes');
+  ol.replaceChildren(...codes.map((c) => {
+    const li = document.createElement('li');
+    const code = document.createElement('code');
+    code.textContent = c;
+    li.append(code);
+    return li;
+  }));
+  if (codesURL) URL.revokeObjectURL(codesURL);
+  const text = 'sessiond recovery codes for ' + $('who-email').textContent + '\n' +
+    'Each works once, in place of a code from your app.\n\n' + codes.join('\n') + '\n';
+  codesURL = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));
+  $('mfa-download').href = codesURL;
+  $('mfa-codes-box').hidden = false;
+  $('mfa-codes-box').scrollIntoView({ block: 'nearest' });
+}
+
+function hideCodes() {
+  $('mfa-codes').replaceChildren();
+  if (codesURL) URL.revokeObjectURL(codesURL);
+  codesURL = null;
+  $('mfa-download').removeAttribute('href');
+  $('mfa-codes-box').hidden = true;
+}
+
+async function disableTOTP() {
+  await withStepUp(() => mfaCall('DELETE', '/v1/mfa/totp'));
+  hideCodes();
+  await renderMFA();
+  announce('Two-step verification is off.');
+}
+
+async function regenerateCodes() {
+  const r = await withStepUp(() => mfaCall('POST', '/v1/mfa/recovery-codes'));
+  showCodes(r.recovery_codes);
+  await renderMFA();
+  announce('New recovery codes; the old ones no longer work.');
+}
+
+function mfaInit() {
+  $('mfa-login-toggle').addEventListener('click', () => {
+    useRecovery($('mfa-login-recovery-field').hidden);
+    setMFAError('mfa-login-error', null);
+    (!$('mfa-login-recovery-field').hidden ? $('mfa-login-recovery') : $('mfa-login-code')).focus();
+  });
+  $('mfa-login-cancel').addEventListener('click', () => {
+    mfaPending = null;
+    $('mfa-login-form').reset();
+    show('view-signin', 'signin-title');
+  });
+  $('mfa-login-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const form = ev.currentTarget;
+    busy(form, async () => {
+      try {
+        setMFAError('mfa-login-error', null);
+        await finishMFALogin();
+      } catch (e) {
+        setMFAError('mfa-login-error', e);
+        if (e.code === 'invalid_token') return;
+        (!$('mfa-login-recovery-field').hidden ? $('mfa-login-recovery') : $('mfa-login-code')).select();
+      }
+    });
+  });
+  $('mfa-setup').addEventListener('click', () => beginSetup().catch(mfaFailed));
+  $('mfa-confirm-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    confirmSetup().catch(mfaFailed);
+  });
+  $('mfa-codes-done').addEventListener('click', hideCodes);
+  $('mfa-disable').addEventListener('click', () => disableTOTP().catch(mfaFailed));
+  $('mfa-regenerate').addEventListener('click', () => regenerateCodes().catch(mfaFailed));
+}
+
+mfaInit();
