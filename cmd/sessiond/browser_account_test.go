@@ -5,12 +5,14 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/internal/app"
 	"github.com/sessiond/sessiond/mail/mailtest"
 )
@@ -282,4 +284,159 @@ func TestBrowserLinksConsumeNothing(t *testing.T) {
 
 	e.call("POST", "/v1/email/verify", map[string]string{"token": verifyTok}, "").want(t, 204, "")
 	e.call("POST", "/v1/password/reset", map[string]string{"token": resetTok, "new_password": newPassword}, "").want(t, 204, "")
+}
+
+// needRoutes skips a test whose endpoints this build does not serve yet.
+func needRoutes(t *testing.T, patterns ...string) {
+	t.Helper()
+	for _, p := range patterns {
+		if !slices.Contains(httpapi.Routes(), p) {
+			t.Skipf("this build has no %s", p)
+		}
+	}
+}
+
+// TestBrowserChangePassword: the laptop changes the password (after a
+// wrong current password was refused in words); the phone's next refresh
+// fails and it shows the sign-in form, while the laptop stays signed in,
+// and only the new password signs in.
+func TestBrowserChangePassword(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	needRoutes(t, "POST /v1/password")
+	browser := newBrowser(t)
+	e, _ := newBrowserMailEnv(t, nil)
+	const email = "ada@example.com"
+	e.signup(email)
+	page := e.srv.URL + "/account/"
+
+	laptop := newPerson(t, browser, "laptop", uaMac)
+	phone := newPerson(t, browser, "phone", uaIPhone)
+	for _, p := range []*person{laptop, phone} {
+		p.open(page)
+		p.waitFor("the sign-in form", p.visible("view-signin"))
+		p.signIn(email, testPassword)
+		p.waitFor("the account", p.visible("view-account"))
+	}
+	laptop.run(chromedp.Reload())
+	laptop.waitFor("two sessions", laptop.visible("view-account")+` && document.querySelectorAll('#sessions li').length === 2`)
+
+	laptop.set("password-current", "not my password at all")
+	laptop.set("password-new", newPassword)
+	laptop.click("password-submit")
+	laptop.waitFor("the wrong password refused", laptop.says("password-error", "isn't your password"))
+
+	laptop.set("password-current", testPassword)
+	laptop.set("password-new", newPassword)
+	laptop.click("password-submit")
+	laptop.waitFor("the change", laptop.says("password-notice", "Your password is changed"))
+	laptop.waitFor("one session left", `document.querySelectorAll('#sessions li').length === 1`)
+	if got := eval[string](laptop, `document.getElementById('password-current').value + document.getElementById('password-new').value`); got != "" {
+		t.Errorf("the password form still holds %q after the change", got)
+	}
+
+	phone.run(chromedp.Reload())
+	phone.waitFor("the sign-in form", phone.says("signin-notice", "You were signed out"))
+
+	laptop.run(chromedp.Reload())
+	laptop.waitFor("the account", laptop.visible("view-account"))
+	loginWith(e, email, testPassword).want(t, 401, "invalid_credentials")
+	loginWith(e, email, newPassword).want(t, 200, "")
+}
+
+// TestBrowserChangeEmail: a new address is asked for with the password;
+// the page says to check the new inbox, the account keeps the old address
+// until the new one's link is confirmed, and then shows the new one.
+func TestBrowserChangeEmail(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	needRoutes(t, "POST /v1/email")
+	browser := newBrowser(t)
+	e, mail := newBrowserMailEnv(t, nil)
+	const email, newEmail = "ada@example.com", "ada@lovelace.example"
+	e.signup(email)
+
+	p := newPerson(t, browser, "laptop", uaMac)
+	p.open(e.srv.URL + "/account/")
+	p.waitFor("the sign-in form", p.visible("view-signin"))
+	p.signIn(email, testPassword)
+	p.waitFor("the account", p.visible("view-account"))
+
+	p.set("email-new", newEmail)
+	p.set("email-password", "not my password at all")
+	p.click("email-submit")
+	p.waitFor("the wrong password refused", p.says("email-error", "isn't your password"))
+
+	p.set("email-new", newEmail)
+	p.set("email-password", testPassword)
+	p.click("email-submit")
+	p.waitFor("check your new inbox", p.says("email-notice", "Check your new inbox"))
+	if got := p.text("email-notice"); !strings.Contains(got, newEmail) {
+		t.Errorf("got notice %q, want it to name the new address", got)
+	}
+	if got := p.text("email-address"); got != email {
+		t.Errorf("before confirming: got address %q, want still %q", got, email)
+	}
+
+	link, _ := e.mailLink(mail, newEmail, "/account/verify")
+	p.open(link)
+	p.waitFor("the Confirm button", p.visible("verify-ask"))
+	p.click("verify-submit")
+	p.waitFor("the confirmation", p.says("verify-done", "Your address is confirmed"))
+	p.wantNoToken("/account/verify")
+	p.click("verify-account")
+	p.waitFor("the new address", p.visible("view-account")+` && document.getElementById('email-address').textContent === `+jsString(newEmail))
+	loginWith(e, newEmail, testPassword).want(t, 200, "")
+}
+
+// TestBrowserDeleteAccount: deleting takes the password and a second,
+// explicit press; a wrong password deletes nothing; then the page is
+// signed out, a reload stays so, and signing in again fails.
+func TestBrowserDeleteAccount(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	needRoutes(t, "DELETE /v1/me")
+	browser := newBrowser(t)
+	e, _ := newBrowserMailEnv(t, nil)
+	const email = "ada@example.com"
+	e.signup(email)
+
+	p := newPerson(t, browser, "laptop", uaMac)
+	p.open(e.srv.URL + "/account/")
+	p.waitFor("the sign-in form", p.visible("view-signin"))
+	p.signIn(email, testPassword)
+	p.waitFor("the account", p.visible("view-account"))
+
+	// The first press only asks.
+	p.set("delete-password", testPassword)
+	p.click("delete-start")
+	p.waitFor("the confirmation step", p.visible("delete-confirm"))
+	loginWith(e, email, testPassword).want(t, 200, "")
+	p.click("delete-cancel")
+	p.waitFor("the first step again", p.visible("delete-start")+` && document.getElementById('delete-confirm').hidden`)
+
+	p.set("delete-password", "not my password at all")
+	p.click("delete-start")
+	p.waitFor("the confirmation step", p.visible("delete-confirm"))
+	p.click("delete-final")
+	p.waitFor("the wrong password refused", p.says("delete-error", "still here"))
+	loginWith(e, email, testPassword).want(t, 200, "")
+
+	p.set("delete-password", testPassword)
+	p.click("delete-start")
+	p.waitFor("the confirmation step", p.visible("delete-confirm"))
+	if got := p.text("delete-final"); got != "Delete my account for good" {
+		t.Errorf("got final button %q, want Delete my account for good", got)
+	}
+	p.click("delete-final")
+	p.waitFor("signed out", p.visible("view-signin")+" && "+p.says("signin-notice", "deleted"))
+
+	p.run(chromedp.Reload())
+	p.waitFor("the sign-in form after a reload", p.visible("view-signin"))
+	p.signIn(email, testPassword)
+	p.waitFor("the sign-in refused", p.says("signin-error", "don't match"))
+	loginWith(e, email, testPassword).want(t, 401, "invalid_credentials")
 }
