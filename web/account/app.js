@@ -289,7 +289,8 @@ function signedOut(e, text) {
   if (!say && e && ENDED.includes(e.code)) say = 'You were signed out. Sign in again to continue.';
   else if (!say && e && e.status) say = sayError(e);
   notice('signin-notice', say);
-  show('view-signin', 'signin-title');
+  // The notice, when there is one, is the first thing to read.
+  show('view-signin', say ? 'signin-notice' : 'signin-title');
 }
 
 // resume shows the account of the session the cookie holds, if any.
@@ -352,7 +353,6 @@ function initSignIn() {
     if (created && created.status === 'verification_sent') {
       $('checkmail-email').textContent = email;
       show('view-checkmail', 'checkmail-title');
-      announce(inbox);
       return;
     }
     try {
@@ -362,7 +362,7 @@ function initSignIn() {
       return;
     }
     notice('account-notice', 'Your account is ready. ' + inbox);
-    announce('Account created. ' + inbox);
+    return $('account-notice');
   });
 }
 
@@ -393,7 +393,6 @@ function initForgot() {
     $('forgot-sent-text').textContent = text;
     $('forgot-form').hidden = true;
     $('forgot-sent').hidden = false;
-    announce(text);
     return $('forgot-sent-text');
   });
 }
@@ -432,7 +431,6 @@ function initVerify() {
     forgetLink();
     $('verify-ask').hidden = true;
     $('verify-done').hidden = false;
-    announce('Your address is confirmed.');
     return $('verify-done-text');
   }));
 }
@@ -482,7 +480,6 @@ function initReset() {
     // Every session ended with the reset, this browser's too.
     forgetLink('/account/');
     signedOut(null, 'Password changed — sign in with your new password.');
-    announce('Password changed. Sign in with your new password.');
   });
 }
 
@@ -624,7 +621,6 @@ async function resendVerification() {
     }
     const text = 'We sent a new link to ' + me.email + '. The one before no longer works.';
     notice('email-notice', text);
-    announce(text);
     return $('email-notice');
   });
 }
@@ -650,7 +646,6 @@ async function deleteAccount() {
     // The session went with the account; this only clears the cookie.
     try { await call('POST', '/v1/logout', { cookie: true }); } catch (e) { /* gone already */ }
     signedOut(null, 'Your account has been deleted.');
-    announce('Your account has been deleted.');
   });
 }
 
@@ -672,7 +667,6 @@ function initAccount() {
     form.reset();
     const text = 'Check your new inbox: we sent a link to ' + email + '. Your address changes once you open it; until then it stays ' + me.email + '.';
     notice('email-notice', text);
-    announce(text);
     return $('email-notice');
   });
 
@@ -688,7 +682,6 @@ function initAccount() {
     form.reset();
     const text = 'Your password is changed. Every other device was signed out.';
     notice('password-notice', text);
-    announce(text);
     try { await showAccount(false); } catch (e) { handleAccountError(e); }
     return $('password-notice');
   });
