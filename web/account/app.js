@@ -416,7 +416,9 @@ function initVerify() {
       await call('POST', '/v1/email/verify', { body: { token: verifyToken } });
     } catch (e) {
       if (!linkFinal(e)) {
-        setError('verify-error', e);
+        setError('verify-error', e, {
+          email_taken: 'Another account has taken this address since the link was sent, so it cannot become yours.',
+        });
         return $('verify-submit');
       }
       verifyToken = '';
@@ -661,7 +663,7 @@ function initAccount() {
       await authed('POST', '/v1/email', { password: $('email-password').value, new_email: email });
     } catch (e) {
       if (ENDED.includes(e.code)) return signedOut(e);
-      setError('email-error', e, { ...OWN_PASSWORD, email_taken: 'That address belongs to another account.' });
+      setError('email-error', e, { ...OWN_PASSWORD, invalid_email: (e) => "That address can't be used: " + e.message });
       return e.code === 'invalid_credentials' ? $('email-password') : $('email-new');
     }
     form.reset();
