@@ -43,11 +43,16 @@ type ClientInfo struct {
 // AuthService is the use cases behind the HTTP API, implemented by package auth.
 type AuthService interface {
 	// Signup creates a user. CodeInvalidEmail, CodeWeakPassword,
-	// CodeEmailTaken, CodeRateLimited (too many signups from c's IP).
+	// CodeEmailTaken, CodeRateLimited (too many signups from c's IP). When
+	// addresses must be confirmed before login it returns a nil user and
+	// a nil error for a new and a taken address alike, so that the answer
+	// reveals nothing, and never CodeEmailTaken.
 	Signup(ctx context.Context, email, password string, c ClientInfo) (*User, error)
 	// Login checks credentials and creates a session, evicting beyond the cap.
 	// CodeInvalidCredentials (one answer for unknown email and wrong password),
 	// CodeTooManyAttempts (throttled before the password was checked),
+	// CodeEmailNotVerified (addresses must be confirmed, and this one is
+	// not; only after the password checked out),
 	// CodeUnavailable.
 	Login(ctx context.Context, email, password string, c ClientInfo) (*Tokens, error)
 	// Refresh trades a refresh token for new tokens. CodeInvalidRefreshToken,

@@ -42,6 +42,9 @@ type Tx interface {
 	SetPasswordHash(userID, hash string) error
 	// SetUserFlags stores u.Disabled and u.EmailVerified.
 	SetUserFlags(u *User) error
+	// SetEmail changes the user's address to email, confirmed or not.
+	// CodeEmailTaken if another user has it.
+	SetEmail(userID, email string, verified bool) error
 	// DeleteUser deletes the user and, with it, everything of theirs.
 	// CodeNotFound.
 	DeleteUser(id string) error
@@ -72,6 +75,9 @@ type Tx interface {
 	// DeleteUserSessions deletes every session of the user and returns
 	// their ids.
 	DeleteUserSessions(userID string) ([]string, error)
+	// SetAuthTime stamps the user's session id with the time its user
+	// last proved who they are, and reports whether there was one.
+	SetAuthTime(userID, id string, at time.Time) (bool, error)
 
 	// InsertEvent stores e. CodeInvalidRequest if its id is taken.
 	InsertEvent(e *Event) error
@@ -94,6 +100,10 @@ type Tx interface {
 	// DeleteAccountTokens deletes every unused token of that kind of the
 	// user, as a password change does to reset links.
 	DeleteAccountTokens(userID, kind string) error
+	// DeleteUserMail deletes every mail outbox row to address, or caused
+	// by an event of the user, whatever its status: their bodies hold
+	// tokens and addresses of an account that is going away.
+	DeleteUserMail(userID, address string) (int, error)
 }
 
 // TxStore runs units of work.

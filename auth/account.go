@@ -28,14 +28,32 @@ const (
 	mailBurstWindow = 5 * time.Minute
 )
 
+// The mails of AccountMail.Kind that carry no token: notices.
+const (
+	// MailPasswordChanged tells the owner that their password changed.
+	MailPasswordChanged = "password_changed"
+	// MailEmailChanged tells the current address that a change to NewEmail
+	// was asked for.
+	MailEmailChanged = "email_changed"
+	// MailAccountExists answers a signup with an address that has an
+	// account already.
+	MailAccountExists = "account_exists"
+)
+
 // AccountMail is a mail an account flow sends: what the mail's outbox row
-// must say. Kind is the token's kind (sessiond.TokenVerifyEmail or
-// sessiond.TokenResetPassword), which names the mail too.
+// must say. Kind is the token's kind (sessiond.TokenVerifyEmail,
+// sessiond.TokenResetPassword, sessiond.TokenChangeEmail), which names
+// the mail too, or one of the notices (MailPasswordChanged, ...).
 type AccountMail struct {
 	Kind      string
 	To        string
 	Token     string
 	ExpiresAt time.Time
+	// NewEmail is the address an email change goes to (MailEmailChanged:
+	// partly masked already).
+	NewEmail string
+	// At is when the change a notice reports happened.
+	At time.Time
 }
 
 // Accounts configures the account flows.
@@ -75,6 +93,8 @@ func (a Accounts) withDefaults() Accounts {
 }
 
 var _ sessiond.AccountService = (*Service)(nil)
+
+var errNoMailComposer = errors.New("no mail composer configured")
 
 var errInvalidLink = sessiond.Errorf(sessiond.CodeInvalidLink, "this link is invalid, used, superseded or expired; ask for a new one")
 
@@ -140,10 +160,10 @@ func (s *Service) reserveMail(ctx context.Context, address string) (bool, error)
 // the mail that carries the token.
 func (s *Service) mailToken(tx sessiond.Tx, now time.Time, o Origin, u *sessiond.User, kind, eventType string) error {
 	if s.accounts.Mail == nil {
-		return sessiond.Internal("account mail", errors.New("no mail composer configured"))
+		return sessiond.Internal("account mail", errNoMailComposer)
 	}
 	ttl := s.accounts.ResetTTL
-	if kind == sessiond.TokenVerifyEmail {
+	if kind != sessiond.TokenResetPassword {
 		ttl = s.accounts.VerifyTTL
 	}
 	tok, hash := newAccountToken()
@@ -156,6 +176,19 @@ func (s *Service) mailToken(tx sessiond.Tx, now time.Time, o Origin, u *sessiond
 		return err
 	}
 	msg, err := s.accounts.Mail(AccountMail{Kind: kind, To: u.Email, Token: tok, ExpiresAt: t.ExpiresAt}, id, now)
+	if err != nil {
+		return sessiond.Internal("compose account mail", err)
+	}
+	return tx.InsertOutbox(msg)
+}
+
+// mailNotice writes, in tx, the outbox row of the notice m, caused by the
+// event eventID.
+func (s *Service) mailNotice(tx sessiond.Tx, now time.Time, m AccountMail, eventID string) error {
+	if s.accounts.Mail == nil {
+		return nil
+	}
+	msg, err := s.accounts.Mail(m, eventID, now)
 	if err != nil {
 		return sessiond.Internal("compose account mail", err)
 	}
@@ -282,14 +315,21 @@ func (s *Service) ResetPassword(ctx context.Context, tok, pw string, c sessiond.
 	})
 }
 
-// consume spends the token of kind whose hash is hash and returns its
-// user, locked; errInvalidLink if the token is unknown, used, superseded
-// or expired, or the user's address is no longer the one it was sent to.
+// consume spends the token of kind whose hash is hash and returns it and
+// its user, locked; errInvalidLink if the token is unknown, used,
+// superseded or expired, or the user's address is no longer the one it
+// was made for.
 func (s *Service) consume(tx sessiond.Tx, kind string, hash []byte, now time.Time) (*sessiond.User, error) {
 	t, err := tx.ConsumeAccountToken(kind, hash, now)
 	if err != nil {
 		return nil, err
 	}
+	return s.tokenUser(tx, t)
+}
+
+// tokenUser is the user of the consumed token t, locked; errInvalidLink
+// for no token, or one whose user is gone or has another address by now.
+func (s *Service) tokenUser(tx sessiond.Tx, t *sessiond.AccountToken) (*sessiond.User, error) {
 	if t == nil {
 		return nil, errInvalidLink
 	}
@@ -307,7 +347,9 @@ func (s *Service) consume(tx sessiond.Tx, kind string, hash []byte, now time.Tim
 }
 
 // VerifyEmail consumes a verification token and marks its user's address
-// confirmed.
+// confirmed, or consumes an email change's token and makes its address
+// the user's (confirmEmailChange). Both kinds come through the one page
+// their mails link to, so the token is tried as either.
 func (s *Service) VerifyEmail(ctx context.Context, tok string, c sessiond.ClientInfo) error {
 	hash, ok := accountTokenHash(tok)
 	if !ok {
@@ -316,9 +358,21 @@ func (s *Service) VerifyEmail(ctx context.Context, tok string, c sessiond.Client
 	now := s.now()
 	o := origin(c)
 	return s.store.Tx(ctx, func(tx sessiond.Tx) error {
-		u, err := s.consume(tx, sessiond.TokenVerifyEmail, hash, now)
+		t, err := tx.ConsumeAccountToken(sessiond.TokenVerifyEmail, hash, now)
 		if err != nil {
 			return err
+		}
+		if t == nil {
+			if t, err = tx.ConsumeAccountToken(sessiond.TokenChangeEmail, hash, now); err != nil {
+				return err
+			}
+		}
+		u, err := s.tokenUser(tx, t)
+		if err != nil {
+			return err
+		}
+		if t.Kind == sessiond.TokenChangeEmail {
+			return confirmEmailChange(tx, now, o, u, t)
 		}
 		if u.EmailVerified {
 			return nil

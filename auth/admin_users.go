@@ -142,23 +142,12 @@ func (s *Service) UpdateUser(ctx context.Context, a sessiond.Actor, id string, p
 	return out, nil
 }
 
-// DeleteUser removes the user and everything of theirs; their sessions end
-// (reason user_deleted). The events stay, as the audit trail.
+// DeleteUser removes the user and everything of theirs (deleteUser, which
+// a user's own deletion shares); their sessions end (reason user_deleted).
 func (s *Service) DeleteUser(ctx context.Context, a sessiond.Actor, id string) error {
 	now := s.now()
 	o := actor(a)
-	return s.store.Tx(ctx, func(tx sessiond.Tx) error {
-		if _, err := tx.LockUser(id); err != nil {
-			return err
-		}
-		if _, err := o.endAll(tx, now, id, sessiond.EndUserDeleted); err != nil {
-			return err
-		}
-		if err := tx.DeleteUser(id); err != nil {
-			return err
-		}
-		return record(tx, now, o.event(sessiond.EventUserDeleted, id, "", nil))
-	})
+	return s.store.Tx(ctx, func(tx sessiond.Tx) error { return deleteUser(tx, now, o, id) })
 }
 
 // UserSessions lists the user's live sessions, most recently used first.

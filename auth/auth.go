@@ -105,6 +105,9 @@ type Service struct {
 	admin     adminDeps
 	accounts  Accounts
 	reauth    time.Duration
+	// requireVerified refuses logins to unconfirmed addresses and makes
+	// signup answer alike for new and existing ones.
+	requireVerified bool
 }
 
 // Events receives what the service did that metrics count; a nil Events in
@@ -154,6 +157,11 @@ type Deps struct {
 	// sensitive change without the credential in the request (reauth.go);
 	// zero means DefaultReauthWindow.
 	ReauthWindow time.Duration
+	// RequireVerifiedEmail refuses a login whose address is not confirmed
+	// (CodeEmailNotVerified, once the password checked out), and makes
+	// Signup reveal nothing: it answers a new and an existing address
+	// alike, after the same work, mailing the existing one's owner.
+	RequireVerifiedEmail bool
 }
 
 // New returns a Service.
@@ -162,7 +170,7 @@ func New(d Deps) *Service {
 		store: d.Store, hasher: d.Hasher, issuer: d.Issuer, verifier: d.Verifier,
 		refresher: d.Refresher, clock: d.Clock, policy: d.Policy, pwMin: d.PasswordMinLength,
 		pwScore: d.PasswordMinScore, throttle: d.Throttle, events: d.Events, logger: d.Logger,
-		accounts: d.Accounts.withDefaults(), reauth: d.ReauthWindow,
+		accounts: d.Accounts.withDefaults(), reauth: d.ReauthWindow, requireVerified: d.RequireVerifiedEmail,
 	}
 	if s.reauth <= 0 {
 		s.reauth = DefaultReauthWindow
@@ -232,7 +240,9 @@ func validateEmail(email string) error {
 }
 
 // Signup creates a user and, in the same transaction, the mail that asks
-// to confirm the address (when account mail is configured). A signup that
+// to confirm the address (when account mail is configured). With
+// RequireVerifiedEmail it returns no user and no error for a new and an
+// existing address alike (signupQuietly). A signup that
 // gets as far as hashing counts against its client IP's limit, whether it
 // then succeeds or finds the email taken; one that hits an outage gives
 // its attempt back.
@@ -248,6 +258,9 @@ func (s *Service) Signup(ctx context.Context, email, pw string, c sessiond.Clien
 	counts, err := s.reserve(ctx, s.signupLimits(c.IP), sessiond.CodeRateLimited, "too many signups from this address; try again later")
 	if err != nil {
 		return nil, err
+	}
+	if s.requireVerified {
+		return nil, s.signupQuietly(ctx, email, pw, c, counts)
 	}
 	hash, err := s.hasher.Hash(ctx, pw)
 	if err != nil {
@@ -285,6 +298,8 @@ func origin(c sessiond.ClientInfo) Origin {
 	return Origin{IP: c.IP, UserAgent: truncateUTF8(c.UserAgent, maxUserAgent)}
 }
 
+var errNotVerified = sessiond.Errorf(sessiond.CodeEmailNotVerified, "confirm your email address first: open the link in the mail we sent (signing up again with the address sends a new one)")
+
 var errCredentials = sessiond.Errorf(sessiond.CodeInvalidCredentials, "email or password is incorrect")
 
 // Login checks the password and creates a session (CreateSession's
@@ -317,6 +332,10 @@ func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.Client
 	if u.Disabled {
 		s.loginFailed(ctx, u, c, "account_disabled")
 		return nil, errDisabled
+	}
+	if s.requireVerified && !u.EmailVerified {
+		s.loginFailed(ctx, u, c, "email_not_verified")
+		return nil, errNotVerified
 	}
 
 	now := s.now()

@@ -5,6 +5,12 @@
 #
 #   bench/compare.sh sqlite            # or: postgres
 #   ROUNDS=5 DURATION=10s bench/compare.sh postgres
+#   BASELINE=7cf7617 bench/compare.sh sqlite   # also an older revision, same run
+#
+# With BASELINE (a git revision), that revision's sessiond is built too and
+# takes its turn in every refresh and login round, on its own fresh
+# database, so that before and after meet the same machine noise; the
+# ratio printed is of the per-round pairs' median.
 #
 # PostgreSQL runs use fresh databases on $PGURL's server (default: the local one).
 set -euo pipefail
@@ -19,11 +25,16 @@ cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	rm -rf "$work"
-	if [ "$store" = postgres ]; then for d in bench_sd bench_ref bench_mem_refresh bench_mem_login; do psql -q "$pg/test" -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" 2>/dev/null || true; done; fi
+	if [ "$store" = postgres ]; then for d in bench_sd bench_base bench_ref bench_mem_refresh bench_mem_login; do psql -q "$pg/test" -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" 2>/dev/null || true; done; fi
 }
 trap cleanup EXIT
 
 go build -o "$work/sessiond" ./cmd/sessiond
+if [ -n "${BASELINE:-}" ]; then
+	git worktree add -q --detach "$work/base-src" "$BASELINE"
+	(cd "$work/base-src" && go build -o "$work/sessiond-base" ./cmd/sessiond)
+	git worktree remove --force "$work/base-src"
+fi
 go build -o "$work/refmin" ./bench/refmin
 go build -o "$work/argonrate" ./bench/argonrate
 
@@ -32,8 +43,8 @@ dburl() { # a fresh database for $1
 	psql -q "$pg/test" -c "DROP DATABASE IF EXISTS bench_$1" -c "CREATE DATABASE bench_$1" >/dev/null
 	echo "$pg/bench_$1?sslmode=disable"
 }
-start_sessiond() { # port name; the admin listener (/metrics) is on port+1000
-	SESSIOND_ADDR=127.0.0.1:$1 SESSIOND_PUBLIC_URL=http://127.0.0.1:$1 SESSIOND_ADMIN_ADDR=127.0.0.1:$(($1 + 1000)) SESSIOND_SIGNUP_RATE=1000000 SESSIOND_LOGIN_MAX_IP_FAILURES=1000000 SESSIOND_DATABASE_URL=$(dburl "$2") "$work/sessiond" >"$work/$2.log" 2>&1 &
+start_sessiond() { # port name [binary]; the admin listener (/metrics) is on port+1000
+	SESSIOND_ADDR=127.0.0.1:$1 SESSIOND_PUBLIC_URL=http://127.0.0.1:$1 SESSIOND_ADMIN_ADDR=127.0.0.1:$(($1 + 1000)) SESSIOND_SIGNUP_RATE=1000000 SESSIOND_LOGIN_MAX_IP_FAILURES=1000000 SESSIOND_DATABASE_URL=$(dburl "$2") "${3:-$work/sessiond}" >"$work/$2.log" 2>&1 &
 	pids+=($!); echo $! >"$work/$2.pid"
 }
 wait_up() { for _ in $(seq 50); do curl -sf "http://127.0.0.1:$1/$2" -o /dev/null && return; sleep 0.1; done; echo "port $1 did not come up"; exit 1; }
@@ -42,16 +53,24 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 
 echo "machine: $(nproc) cores, $(grep MemTotal /proc/meminfo | awk '{print $2/1048576 " GiB"}'), $(uname -r); store: $store; $rounds rounds of $dur"
 
-# 1. Refresh, c=16: sessiond and refmin alternate, each on its own fresh database.
+# 1. Refresh, c=16: sessiond and refmin (and the baseline) take turns, each
+# on its own fresh database.
 start_sessiond 18180 sd
 "$work/refmin" -addr 127.0.0.1:18190 -db "$(dburl ref)" >"$work/ref.log" 2>&1 & pids+=($!)
+ports="18180 18190"
+if [ -n "${BASELINE:-}" ]; then
+	start_sessiond 18170 base "$work/sessiond-base"
+	wait_up 18170 healthz
+	ports="18180 18170 18190"
+fi
 wait_up 18180 healthz; sleep 0.5
-: >"$work/sd.rps"; : >"$work/ref.rps"; : >"$work/sd.p99"; : >"$work/ref.p99"
+: >"$work/sd.rps"; : >"$work/ref.rps"; : >"$work/sd.p99"; : >"$work/ref.p99"; : >"$work/base.rps"; : >"$work/base.p99"
 for r in $(seq "$rounds"); do
-	order="18180 18190"; [ $((r % 2)) = 0 ] && order="18190 18180"
+	# Rotate who goes first, so no contender always follows the same one.
+	order=$(echo $ports | tr ' ' '\n' | awk -v r="$r" '{a[NR-1]=$0} END {for (i = 0; i < NR; i++) print a[(i + r) % NR]}')
 	for port in $order; do
 		out=$(bench "$port" refresh 16)
-		name=sd; [ "$port" = 18190 ] && name=ref
+		name=sd; [ "$port" = 18190 ] && name=ref; [ "$port" = 18170 ] && name=base
 		echo "$out" | jq -r .rps >>"$work/$name.rps"
 		echo "$out" | jq -r .p99_ms >>"$work/$name.p99"
 		echo "round $r $name: $(echo "$out" | jq -c '{rps: (.rps|floor), p50_ms, p99_ms, errors}')"
@@ -60,11 +79,20 @@ done
 sd=$(median <"$work/sd.rps"); ref=$(median <"$work/ref.rps")
 echo "refresh c=16 median req/s: sessiond $sd, refmin $ref, ratio $(echo "$sd $ref" | awk '{printf "%.2f", $1/$2}')"
 echo "refresh c=16 median p99 ms: sessiond $(median <"$work/sd.p99"), refmin $(median <"$work/ref.p99")"
+if [ -n "${BASELINE:-}" ]; then
+	b=$(median <"$work/base.rps")
+	echo "refresh c=16 baseline $BASELINE: median $b req/s, ratio to refmin $(echo "$b $ref" | awk '{printf "%.2f", $1/$2}'); sessiond/baseline per round, median: $(paste "$work/sd.rps" "$work/base.rps" | awk '{print $1/$2}' | median)"
+fi
 
 # 2. Login, c=16, against the raw argon2id rate at the same parameters: with
 # one hasher per core (the best raw rate) and, once, with 16 at once.
-: >"$work/login.rps"; : >"$work/argon.rps"
+: >"$work/login.rps"; : >"$work/argon.rps"; : >"$work/baselogin.rps"
 for r in $(seq "$rounds"); do
+	if [ -n "${BASELINE:-}" ]; then
+		bout=$(bench 18170 login 16)
+		echo "$bout" | jq -r .rps >>"$work/baselogin.rps"
+		echo "round $r baseline login: $(echo "$bout" | jq -c '{rps, p99_ms, errors}')"
+	fi
 	out=$(bench 18180 login 16)
 	echo "$out" | jq -r .rps >>"$work/login.rps"
 	raw=$("$work/argonrate" -c "$(nproc)" -d "$dur")
@@ -75,6 +103,11 @@ echo "raw at c=16: $("$work/argonrate" -c 16 -d "$dur")"
 echo "raw, reusing memory as sessiond does: $("$work/argonrate" -reuse -c "$(nproc)" -d "$dur")"
 lg=$(median <"$work/login.rps"); ar=$(median <"$work/argon.rps")
 echo "login c=16 median: sessiond $lg logins/s, raw argon2id $ar hashes/s, ratio $(echo "$lg $ar" | awk '{printf "%.2f", $1/$2}')"
+if [ -n "${BASELINE:-}" ]; then
+	b=$(median <"$work/baselogin.rps")
+	echo "login c=16 baseline $BASELINE: median $b logins/s, ratio to raw $(echo "$b $ar" | awk '{printf "%.2f", $1/$2}'); sessiond/baseline per round, median: $(paste "$work/login.rps" "$work/baselogin.rps" | awk '{print $1/$2}' | median)"
+	kill "$(cat "$work/base.pid")"
+fi
 kill "$(cat "$work/sd.pid")"
 
 # 3. Peak resident memory (VmHWM) of a fresh sessiond under c=256 loads. The

@@ -127,7 +127,9 @@ func New(baseURL string, opts *Options) *Client {
 	return c
 }
 
-// Signup creates a user and returns its id.
+// Signup creates a user and returns its id. A server that requires
+// confirmed addresses (SESSIOND_REQUIRE_VERIFIED_EMAIL) answers a new and a
+// taken address alike, without an id: userID is then empty and err nil.
 func (c *Client) Signup(ctx context.Context, email, password string) (userID string, err error) {
 	var out struct {
 		UserID string `json:"user_id"`

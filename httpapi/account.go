@@ -89,6 +89,95 @@ func handleResendVerification(logger *slog.Logger, svc sessiond.AccountService, 
 	})
 }
 
+type changePasswordRequest struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+func (r changePasswordRequest) valid() error {
+	return required([2]string{"current_password", r.CurrentPassword}, [2]string{"new_password", r.NewPassword})
+}
+
+func handleChangePassword(logger *slog.Logger, svc sessiond.AccountService, trusted []netip.Prefix) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[changePasswordRequest](w, r)
+		if err == nil {
+			err = svc.ChangePassword(r.Context(), principalFrom(r.Context()), req.CurrentPassword, req.NewPassword, clientInfo(r, trusted))
+		}
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+type changeEmailRequest struct {
+	Password string `json:"password"`
+	NewEmail string `json:"new_email"`
+}
+
+func (r changeEmailRequest) valid() error {
+	return required([2]string{"password", r.Password}, [2]string{"new_email", r.NewEmail})
+}
+
+func handleChangeEmail(logger *slog.Logger, svc sessiond.AccountService, trusted []netip.Prefix) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[changeEmailRequest](w, r)
+		if err == nil {
+			err = svc.ChangeEmail(r.Context(), principalFrom(r.Context()), req.Password, req.NewEmail, clientInfo(r, trusted))
+		}
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		encode(w, http.StatusAccepted, accepted)
+	})
+}
+
+type passwordRequest struct {
+	Password string `json:"password"`
+}
+
+func (r passwordRequest) valid() error { return required([2]string{"password", r.Password}) }
+
+func handleDeleteAccount(logger *slog.Logger, svc sessiond.AccountService, trusted []netip.Prefix) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[passwordRequest](w, r)
+		if err == nil {
+			err = svc.DeleteAccount(r.Context(), principalFrom(r.Context()), req.Password, clientInfo(r, trusted))
+		}
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// reauthRequest carries one proof: the password, or a one-time code of
+// the account's second factor. The service refuses neither or both.
+type reauthRequest struct {
+	Password string `json:"password"`
+	Code     string `json:"code"`
+}
+
+func (r reauthRequest) valid() error { return nil }
+
+func handleReauthenticate(logger *slog.Logger, svc sessiond.AccountService, trusted []netip.Prefix) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[reauthRequest](w, r)
+		if err == nil {
+			err = svc.Reauthenticate(r.Context(), principalFrom(r.Context()), sessiond.Reauth{Password: req.Password, Code: req.Code}, clientInfo(r, trusted))
+		}
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
 // noAccounts stands in for a missing AccountService: the flows are off.
 type noAccounts struct{}
 
@@ -104,5 +193,17 @@ func (noAccounts) VerifyEmail(context.Context, string, sessiond.ClientInfo) erro
 	return errNoAccounts
 }
 func (noAccounts) ResendVerification(context.Context, *sessiond.Principal, sessiond.ClientInfo) error {
+	return errNoAccounts
+}
+func (noAccounts) ChangePassword(context.Context, *sessiond.Principal, string, string, sessiond.ClientInfo) error {
+	return errNoAccounts
+}
+func (noAccounts) ChangeEmail(context.Context, *sessiond.Principal, string, string, sessiond.ClientInfo) error {
+	return errNoAccounts
+}
+func (noAccounts) DeleteAccount(context.Context, *sessiond.Principal, string, sessiond.ClientInfo) error {
+	return errNoAccounts
+}
+func (noAccounts) Reauthenticate(context.Context, *sessiond.Principal, sessiond.Reauth, sessiond.ClientInfo) error {
 	return errNoAccounts
 }

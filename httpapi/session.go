@@ -61,6 +61,12 @@ func newTokenResponse(t *sessiond.Tokens) tokenResponse {
 // for 15 minutes expires at 12:15:00, and says 900, not 899.
 func seconds(d time.Duration) int64 { return int64(math.Ceil(d.Seconds())) }
 
+// verificationSent is signup's answer when addresses must be confirmed,
+// the same for a new address and a taken one.
+var verificationSent = struct {
+	Status string `json:"status"`
+}{"verification_sent"}
+
 func handleSignup(logger *slog.Logger, svc sessiond.AuthService, trusted []netip.Prefix) http.Handler {
 	type response struct {
 		UserID    string    `json:"user_id"`
@@ -76,6 +82,10 @@ func handleSignup(logger *slog.Logger, svc sessiond.AuthService, trusted []netip
 		u, err := svc.Signup(r.Context(), req.Email, req.Password, clientInfo(r, trusted))
 		if err != nil {
 			writeError(w, r, logger, err)
+			return
+		}
+		if u == nil { // addresses must be confirmed: the answer reveals nothing
+			encode(w, http.StatusAccepted, verificationSent)
 			return
 		}
 		encode(w, http.StatusCreated, response{UserID: u.ID, Email: u.Email, CreatedAt: u.CreatedAt})

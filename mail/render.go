@@ -88,6 +88,9 @@ type Rendered struct {
 const (
 	verifyPath = "/account/verify"
 	resetPath  = "/account/reset"
+	// forgotPath asks for a reset link: where a notice without a token
+	// sends someone who did not make the change it reports.
+	forgotPath = "/account/forgot"
 )
 
 // timeLayout is how times appear in mail: unambiguous, in UTC, since the
@@ -98,8 +101,11 @@ const timeLayout = "2 January 2006, 15:04 UTC"
 // the fragment, or the page that asks for a reset link.
 func (s Site) Link(m Message) string {
 	path := resetPath
-	if m.Kind == KindVerifyEmail {
+	switch {
+	case m.Kind == KindVerifyEmail:
 		path = verifyPath
+	case m.Token == "":
+		path = forgotPath
 	}
 	link := strings.TrimRight(s.PublicURL, "/") + path
 	if m.Token != "" {

@@ -73,6 +73,8 @@ const (
 
 	setUserFlags = `UPDATE users SET disabled = $2, email_verified = $3 WHERE id = $1`
 
+	setEmail = `UPDATE users SET email = $2, email_verified = $3 WHERE id = $1`
+
 	// Sessions go with their user (ON DELETE CASCADE).
 	deleteUser = `DELETE FROM users WHERE id = $1`
 )
@@ -106,6 +108,15 @@ func (t *tx) SetPasswordHash(userID, hash string) error {
 
 func (t *tx) SetUserFlags(u *sessiond.User) error {
 	_, err := t.exec(setUserFlags, u.ID, u.Disabled, u.EmailVerified)
+	return err
+}
+
+func (t *tx) SetEmail(userID, email string, verified bool) error {
+	_, err := t.exec(setEmail, userID, email, verified)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolation && pgErr.ConstraintName == emailConstraint {
+		return errEmailTaken()
+	}
 	return err
 }
 
@@ -156,6 +167,8 @@ const (
 	deleteUserSession = `DELETE FROM sessions WHERE id = $1 AND user_id = $2`
 
 	deleteUserSessions = `DELETE FROM sessions WHERE user_id = $1 RETURNING id`
+
+	setAuthTime = `UPDATE sessions SET auth_time = $3 WHERE id = $1 AND user_id = $2`
 )
 
 func (t *tx) SessionsForEviction(userID string) ([]sessiond.Session, error) {
@@ -227,6 +240,11 @@ func (t *tx) DeleteUserSession(userID, id string) (bool, error) {
 
 func (t *tx) DeleteUserSessions(userID string) ([]string, error) {
 	return t.ids(deleteUserSessions, userID)
+}
+
+func (t *tx) SetAuthTime(userID, id string, at time.Time) (bool, error) {
+	n, err := t.exec(setAuthTime, id, userID, sessiond.Now(at))
+	return n == 1, err
 }
 
 const (

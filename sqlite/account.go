@@ -15,23 +15,28 @@ const (
 	// A user has at most one token of a kind: the newest.
 	deleteUserAccountTokens = `DELETE FROM account_tokens WHERE user_id = ? AND kind = ?`
 
-	insertAccountToken = `INSERT INTO account_tokens (hash, kind, user_id, email, created_at, expires_at)
-VALUES (?, ?, ?, ?, ?, ?)`
+	insertAccountToken = `INSERT INTO account_tokens (hash, kind, user_id, email, new_email, created_at, expires_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)`
 
 	// One statement tests and sets used_at, so of concurrent consumers of
 	// one token exactly one gets a row back.
 	consumeAccountToken = `UPDATE account_tokens SET used_at = ?
 WHERE hash = ? AND kind = ? AND used_at IS NULL AND expires_at > ?
-RETURNING hash, kind, user_id, email, created_at, expires_at, used_at`
+RETURNING hash, kind, user_id, email, new_email, created_at, expires_at, used_at`
 
 	deleteUnusedAccountTokens = `DELETE FROM account_tokens WHERE user_id = ? AND kind = ? AND used_at IS NULL`
+
+	// A mail row is the user's by its address or by the event that caused
+	// it (an email change's mail goes to an address not yet theirs).
+	deleteUserMail = `DELETE FROM outbox WHERE channel = 'mail'
+AND (target = ? OR event_id IN (SELECT id FROM events WHERE user_id = ?))`
 )
 
 func (t *tx) InsertAccountToken(a *sessiond.AccountToken) error {
 	if _, err := t.exec(deleteUserAccountTokens, a.UserID, a.Kind); err != nil {
 		return err
 	}
-	_, err := t.exec(insertAccountToken, a.Hash, a.Kind, a.UserID, a.Email, micros(a.CreatedAt), micros(a.ExpiresAt))
+	_, err := t.exec(insertAccountToken, a.Hash, a.Kind, a.UserID, a.Email, a.NewEmail, micros(a.CreatedAt), micros(a.ExpiresAt))
 	if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
 		return errUserNotFound()
 	}
@@ -43,7 +48,7 @@ func (t *tx) ConsumeAccountToken(kind string, hash []byte, now time.Time) (*sess
 	var created, expires int64
 	var used sql.NullInt64
 	err := t.queryRow(consumeAccountToken, micros(now), hash, kind, micros(now)).
-		Scan(&a.Hash, &a.Kind, &a.UserID, &a.Email, &created, &expires, &used)
+		Scan(&a.Hash, &a.Kind, &a.UserID, &a.Email, &a.NewEmail, &created, &expires, &used)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -57,6 +62,11 @@ func (t *tx) ConsumeAccountToken(kind string, hash []byte, now time.Time) (*sess
 func (t *tx) DeleteAccountTokens(userID, kind string) error {
 	_, err := t.exec(deleteUnusedAccountTokens, userID, kind)
 	return err
+}
+
+func (t *tx) DeleteUserMail(userID, address string) (int, error) {
+	n, err := t.exec(deleteUserMail, address, userID)
+	return int(n), err
 }
 
 const deleteExpiredAccountTokens = `DELETE FROM account_tokens WHERE hash IN (

@@ -154,6 +154,8 @@ const (
 
 	setUserFlags = `UPDATE users SET disabled = ?, email_verified = ? WHERE id = ?`
 
+	setEmail = `UPDATE users SET email = ?, email_verified = ? WHERE id = ?`
+
 	// Sessions go with their user (ON DELETE CASCADE).
 	deleteUser = `DELETE FROM users WHERE id = ?`
 )
@@ -183,6 +185,14 @@ func (t *tx) SetPasswordHash(userID, hash string) error {
 
 func (t *tx) SetUserFlags(u *sessiond.User) error {
 	_, err := t.exec(setUserFlags, u.Disabled, u.EmailVerified, u.ID)
+	return err
+}
+
+func (t *tx) SetEmail(userID, email string, verified bool) error {
+	_, err := t.exec(setEmail, email, verified, userID)
+	if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE) {
+		return errEmailTaken()
+	}
 	return err
 }
 
@@ -226,6 +236,8 @@ RETURNING ` + sessionColumns
 	deleteUserSession = `DELETE FROM sessions WHERE id = ? AND user_id = ?`
 
 	deleteUserSessions = `DELETE FROM sessions WHERE user_id = ? RETURNING id`
+
+	setAuthTime = `UPDATE sessions SET auth_time = ? WHERE id = ? AND user_id = ?`
 )
 
 func (t *tx) SessionsForEviction(userID string) ([]sessiond.Session, error) {
@@ -305,6 +317,11 @@ func (t *tx) DeleteUserSession(userID, id string) (bool, error) {
 
 func (t *tx) DeleteUserSessions(userID string) ([]string, error) {
 	return t.ids(deleteUserSessions, userID)
+}
+
+func (t *tx) SetAuthTime(userID, id string, at time.Time) (bool, error) {
+	n, err := t.exec(setAuthTime, micros(at), id, userID)
+	return n == 1, err
 }
 
 const (

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"sync"
 	"testing"
@@ -154,6 +155,102 @@ func testAccountTokens(t *testing.T, open opener) {
 		wg.Wait()
 		if won != 1 || failed != 0 {
 			t.Errorf("got %d consumers, %d errors; want exactly 1 and none", won, failed)
+		}
+	})
+}
+
+// testAccountChanges proves the statements of the changes a user makes to
+// their own account: an email change's token keeps its new address, the
+// address changes only to a free one, a session's auth time is stamped,
+// and a user's mail rows are deleted, no one else's.
+func testAccountChanges(t *testing.T, open opener) {
+	t.Run("change_email token keeps its new address", func(t *testing.T) {
+		st := open(t)
+		u := newUser(t, st, "ada@example.com")
+		h := sha256.Sum256([]byte("change"))
+		a := &sessiond.AccountToken{Hash: h[:], Kind: sessiond.TokenChangeEmail, UserID: u.ID, Email: u.Email,
+			NewEmail: "lovelace@example.org", CreatedAt: t0, ExpiresAt: at(time.Hour)}
+		mustOK(t, st.Tx(ctx(t), func(tx sessiond.Tx) error { return tx.InsertAccountToken(a) }), "InsertAccountToken")
+		var got *sessiond.AccountToken
+		mustOK(t, st.Tx(ctx(t), func(tx sessiond.Tx) error {
+			var err error
+			got, err = tx.ConsumeAccountToken(sessiond.TokenChangeEmail, a.Hash, at(time.Minute))
+			return err
+		}), "ConsumeAccountToken")
+		if got == nil || got.NewEmail != a.NewEmail || got.Email != u.Email || got.Kind != sessiond.TokenChangeEmail {
+			t.Errorf("consume: got %+v, want the token with new address %s", got, a.NewEmail)
+		}
+	})
+	t.Run("set email", func(t *testing.T) {
+		st := open(t)
+		u := newUser(t, st, "ada@example.com")
+		newUser(t, st, "bob@example.com")
+		err := st.Tx(ctx(t), func(tx sessiond.Tx) error { return tx.SetEmail(u.ID, "bob@example.com", true) })
+		wantCode(t, err, sessiond.CodeEmailTaken)
+		mustOK(t, st.Tx(ctx(t), func(tx sessiond.Tx) error { return tx.SetEmail(u.ID, "lovelace@example.org", true) }), "SetEmail")
+		got, err := st.UserByEmail(ctx(t), "lovelace@example.org")
+		if err != nil || got.ID != u.ID || !got.EmailVerified {
+			t.Errorf("UserByEmail after SetEmail: got %+v, %v; want %s, verified", got, err, u.ID)
+		}
+		_, err = st.UserByEmail(ctx(t), "ada@example.com")
+		wantCode(t, err, sessiond.CodeNotFound)
+	})
+	t.Run("set auth time", func(t *testing.T) {
+		st := open(t)
+		u := newUser(t, st, "ada@example.com")
+		other := newUser(t, st, "bob@example.com")
+		s, _ := newSession(u, t0)
+		create(t, st, s, t0)
+		var ok, wrong bool
+		mustOK(t, st.Tx(ctx(t), func(tx sessiond.Tx) error {
+			var err error
+			if wrong, err = tx.SetAuthTime(other.ID, s.ID, at(time.Hour)); err != nil {
+				return err
+			}
+			ok, err = tx.SetAuthTime(u.ID, s.ID, at(time.Minute))
+			return err
+		}), "SetAuthTime")
+		if !ok || wrong {
+			t.Errorf("SetAuthTime: got %v for the owner, %v for another user; want true, false", ok, wrong)
+		}
+		got, err := st.LiveSession(ctx(t), u.ID, s.ID, at(2*time.Minute), policy())
+		if err != nil || !got.AuthTime.Equal(at(time.Minute)) {
+			t.Errorf("session after SetAuthTime: got %+v, %v; want auth time %v", got, err, at(time.Minute))
+		}
+	})
+	t.Run("delete user mail", func(t *testing.T) {
+		st := open(t)
+		pm, ok := st.Store.(interface {
+			PendingMail(ctx context.Context, limit int) ([]sessiond.OutboxMessage, error)
+		})
+		if !ok {
+			t.Skip("store has no PendingMail")
+		}
+		u := newUser(t, st, "ada@example.com")
+		ev := &sessiond.Event{ID: sessiond.NewEventID(t0), Type: sessiond.EventEmailVerificationSent, OccurredAt: t0, UserID: u.ID}
+		mail := func(to, eventID string) *sessiond.OutboxMessage {
+			return &sessiond.OutboxMessage{ID: sessiond.NewID(), Channel: sessiond.ChannelMail, Target: to, EventID: eventID,
+				Payload: []byte(`{}`), CreatedAt: t0, NextAttemptAt: t0}
+		}
+		toHer, aboutHer, other := mail(u.Email, sessiond.NewID()), mail("lovelace@example.org", ev.ID), mail("bob@example.com", sessiond.NewID())
+		hook := &sessiond.OutboxMessage{ID: sessiond.NewID(), Channel: sessiond.ChannelWebhook, Target: sessiond.NewID(), EventID: ev.ID,
+			Payload: []byte(`{}`), CreatedAt: t0, NextAttemptAt: t0}
+		var n int
+		mustOK(t, st.Tx(ctx(t), func(tx sessiond.Tx) error {
+			if err := tx.InsertEvent(ev); err != nil {
+				return err
+			}
+			return tx.InsertOutbox(toHer, aboutHer, other, hook)
+		}), "insert")
+		mustOK(t, st.Tx(ctx(t), func(tx sessiond.Tx) error {
+			var err error
+			n, err = tx.DeleteUserMail(u.ID, u.Email)
+			return err
+		}), "DeleteUserMail")
+		left, err := pm.PendingMail(ctx(t), 10)
+		mustOK(t, err, "PendingMail")
+		if n != 2 || len(left) != 1 || left[0].ID != other.ID {
+			t.Errorf("DeleteUserMail: deleted %d, left %+v; want 2 deleted and only bob's mail left", n, left)
 		}
 	})
 }

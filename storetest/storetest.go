@@ -55,6 +55,7 @@ func Run(t *testing.T, openStore func(t *testing.T) sessiond.Store) {
 		{"events", testEvents},
 		{"admin", testAdmin},
 		{"account_tokens", testAccountTokens},
+		{"account_changes", testAccountChanges},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, open) })
 	}

@@ -197,7 +197,8 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 			VerifyTTL: cfg.VerifyTTL,
 			Mail:      accountMail,
 		},
-		ReauthWindow: cfg.ReauthWindow,
+		ReauthWindow:         cfg.ReauthWindow,
+		RequireVerifiedEmail: cfg.RequireVerifiedEmail,
 	})
 	a.Auth = svc
 	trusted, err := httpapi.ParseTrustedProxies(cfg.TrustedProxies)
@@ -228,6 +229,14 @@ func accountMail(m auth.AccountMail, eventID string, now time.Time) (*sessiond.O
 		msg = mail.VerifyEmail(m.To, m.Token, m.ExpiresAt)
 	case sessiond.TokenResetPassword:
 		msg = mail.ResetPassword(m.To, m.Token, m.ExpiresAt)
+	case sessiond.TokenChangeEmail: // to the new address, which it confirms
+		msg = mail.VerifyEmail(m.To, m.Token, m.ExpiresAt)
+	case auth.MailPasswordChanged:
+		msg = mail.PasswordChanged(m.To, m.At)
+	case auth.MailEmailChanged:
+		msg = mail.EmailChanged(m.To, m.NewEmail, m.At)
+	case auth.MailAccountExists:
+		msg = mail.AccountExists(m.To, "", time.Time{})
 	default:
 		return nil, fmt.Errorf("no mail for token kind %q", m.Kind)
 	}

@@ -94,6 +94,9 @@ type Config struct {
 	// ReauthWindow is how recent a sign-in must be for a sensitive change
 	// that does not carry the credential itself.
 	ReauthWindow time.Duration
+	// RequireVerifiedEmail refuses login until the address is confirmed,
+	// and makes signup answer a new and a taken address alike.
+	RequireVerifiedEmail bool
 }
 
 // DefaultConfig is the documented defaults (docs/API.md).
