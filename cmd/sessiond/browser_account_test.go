@@ -5,14 +5,12 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/internal/app"
 	"github.com/sessiond/sessiond/mail/mailtest"
 )
@@ -286,16 +284,6 @@ func TestBrowserLinksConsumeNothing(t *testing.T) {
 	e.call("POST", "/v1/password/reset", map[string]string{"token": resetTok, "new_password": newPassword}, "").want(t, 204, "")
 }
 
-// needRoutes skips a test whose endpoints this build does not serve yet.
-func needRoutes(t *testing.T, patterns ...string) {
-	t.Helper()
-	for _, p := range patterns {
-		if !slices.Contains(httpapi.Routes(), p) {
-			t.Skipf("this build has no %s", p)
-		}
-	}
-}
-
 // TestBrowserChangePassword: the laptop changes the password (after a
 // wrong current password was refused in words); the phone's next refresh
 // fails and it shows the sign-in form, while the laptop stays signed in,
@@ -304,7 +292,6 @@ func TestBrowserChangePassword(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a browser")
 	}
-	needRoutes(t, "POST /v1/password")
 	browser := newBrowser(t)
 	e, _ := newBrowserMailEnv(t, nil)
 	const email = "ada@example.com"
@@ -352,7 +339,6 @@ func TestBrowserChangeEmail(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a browser")
 	}
-	needRoutes(t, "POST /v1/email")
 	browser := newBrowser(t)
 	e, mail := newBrowserMailEnv(t, nil)
 	const email, newEmail = "ada@example.com", "ada@lovelace.example"
@@ -398,7 +384,6 @@ func TestBrowserDeleteAccount(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a browser")
 	}
-	needRoutes(t, "DELETE /v1/me")
 	browser := newBrowser(t)
 	e, _ := newBrowserMailEnv(t, nil)
 	const email = "ada@example.com"
@@ -439,4 +424,43 @@ func TestBrowserDeleteAccount(t *testing.T) {
 	p.signIn(email, testPassword)
 	p.waitFor("the sign-in refused", p.says("signin-error", "don't match"))
 	loginWith(e, email, testPassword).want(t, 401, "invalid_credentials")
+}
+
+// TestBrowserSignUpVerificationRequired: with confirmed addresses required,
+// sign-up says to check the inbox and signs nobody in; signing in before
+// confirming is refused in words; the mail's link confirms the address,
+// and then signing in works.
+func TestBrowserSignUpVerificationRequired(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	browser := newBrowser(t)
+	e, mail := newBrowserMailEnv(t, func(c *app.Config) { c.RequireVerifiedEmail = true })
+	const email = "ada@example.com"
+
+	p := newPerson(t, browser, "laptop", uaMac)
+	p.open(e.srv.URL + "/account/")
+	p.waitFor("the sign-in form", p.visible("view-signin"))
+	p.signUp(email, testPassword)
+	p.waitFor("check your inbox", p.visible("view-checkmail")+" && "+p.says("checkmail-email", email))
+	if n := len(e.liveSessions(email)); n != 0 {
+		t.Errorf("got %d sessions after sign-up, want none before the address is confirmed", n)
+	}
+
+	p.click("checkmail-signin")
+	p.waitFor("the sign-in form", p.visible("view-signin"))
+	p.signIn(email, testPassword)
+	p.waitFor("the refusal", p.says("signin-error", "Confirm your email address first"))
+
+	link, _ := e.mailLink(mail, email, "/account/verify")
+	p.open(link)
+	p.waitFor("the Confirm button", p.visible("verify-ask"))
+	p.click("verify-submit")
+	p.waitFor("the confirmation", p.says("verify-done", "Your address is confirmed"))
+	p.wantNoToken("/account/verify")
+
+	p.click("verify-account")
+	p.waitFor("the sign-in form", p.visible("view-signin"))
+	p.signIn(email, testPassword)
+	p.waitFor("the account, confirmed", p.visible("view-account")+` && document.getElementById('email-state').textContent === 'Confirmed'`)
 }
