@@ -1,24 +1,42 @@
 // Package web holds the pages sessiond serves to people, embedded in the
 // binary so no Node build step is needed: today the account page
 // (account/index.html, app.js, style.css), where a user signs up, signs in
-// with cookie mode, and sees and ends their sessions. Start reading at
-// account/app.js; AccountHandler serves it under /account/.
+// with cookie mode, sees and ends their sessions, and manages the account
+// (address, password, deletion), and where the links in account mail land.
+// Start reading at account/app.js; AccountHandler serves it under /account/.
 package web
 
 import (
+	"bytes"
 	"embed"
 	"io/fs"
 	"net/http"
+	"time"
 )
 
 //go:embed account
 var files embed.FS
+
+// pagePaths are the paths, besides /account/ itself, that serve the account
+// page: the targets of the links in account mail. The page picks its view
+// from the path and reads the link's token from the fragment, which never
+// reaches the server, so a GET of these (a mail scanner, a prefetch) is a
+// plain page load that consumes nothing.
+var pagePaths = []string{"/account/verify", "/account/reset", "/account/forgot"}
 
 // AccountHandler serves the account page's files under /account/.
 func AccountHandler() http.Handler {
 	sub, err := fs.Sub(files, "account")
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
+	}
+	index, err := fs.ReadFile(sub, "index.html")
+	if err != nil {
+		panic(err)
+	}
+	pages := map[string]bool{}
+	for _, p := range pagePaths {
+		pages[p] = true
 	}
 	fileServer := http.StripPrefix("/account/", http.FileServerFS(sub))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -32,6 +50,10 @@ func AccountHandler() http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Cache-Control", "no-cache")
+		if pages[r.URL.Path] {
+			http.ServeContent(w, r, "index.html", time.Time{}, bytes.NewReader(index))
+			return
+		}
 		fileServer.ServeHTTP(w, r)
 	})
 }

@@ -106,7 +106,7 @@ func eval[T any](p *person, expr string) T {
 // waitFor polls a JavaScript condition until it holds.
 func (p *person) waitFor(what, cond string) {
 	p.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // generous: two cores, several test binaries
 	for {
 		if ok, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool]("!!("+cond+")")); err == nil && ok {
 			return
