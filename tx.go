@@ -94,6 +94,9 @@ type Tx interface {
 	// DeleteAccountTokens deletes every unused token of that kind of the
 	// user, as a password change does to reset links.
 	DeleteAccountTokens(userID, kind string) error
+
+	// PasskeyTx is the passkey statements (passkey.go).
+	PasskeyTx
 }
 
 // TxStore runs units of work.

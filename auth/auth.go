@@ -105,6 +105,7 @@ type Service struct {
 	admin     adminDeps
 	accounts  Accounts
 	reauth    time.Duration
+	rp        sessiond.RelyingParty
 }
 
 // Events receives what the service did that metrics count; a nil Events in
@@ -154,6 +155,9 @@ type Deps struct {
 	// sensitive change without the credential in the request (reauth.go);
 	// zero means DefaultReauthWindow.
 	ReauthWindow time.Duration
+	// RelyingParty checks passkey ceremonies (package passkey); nil: the
+	// passkey use cases answer CodeNotFound.
+	RelyingParty sessiond.RelyingParty
 }
 
 // New returns a Service.
@@ -162,7 +166,7 @@ func New(d Deps) *Service {
 		store: d.Store, hasher: d.Hasher, issuer: d.Issuer, verifier: d.Verifier,
 		refresher: d.Refresher, clock: d.Clock, policy: d.Policy, pwMin: d.PasswordMinLength,
 		pwScore: d.PasswordMinScore, throttle: d.Throttle, events: d.Events, logger: d.Logger,
-		accounts: d.Accounts.withDefaults(), reauth: d.ReauthWindow,
+		accounts: d.Accounts.withDefaults(), reauth: d.ReauthWindow, rp: d.RelyingParty,
 	}
 	if s.reauth <= 0 {
 		s.reauth = DefaultReauthWindow

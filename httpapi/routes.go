@@ -32,6 +32,10 @@ func routeTable(d Deps) []route {
 	if d.Accounts != nil {
 		acc = d.Accounts
 	}
+	var pk sessiond.PasskeyService = noPasskeys{}
+	if d.Passkeys != nil {
+		pk = d.Passkeys
+	}
 	routes := []route{
 		{"POST /v1/signup", handleSignup(d.Logger, d.Auth, d.TrustedProxies)},
 		{"POST /v1/login", handleLogin(d.Logger, d.Auth, d.TrustedProxies, bd)},
@@ -45,6 +49,13 @@ func routeTable(d Deps) []route {
 		{"POST /v1/password/reset", handleResetPassword(d.Logger, acc, d.TrustedProxies)},
 		{"POST /v1/email/verify", handleVerifyEmail(d.Logger, acc, d.TrustedProxies)},
 		{"POST /v1/email/verify/resend", bearer(d.Logger, d.Auth, handleResendVerification(d.Logger, acc, d.TrustedProxies))},
+		{"POST /v1/passkeys/register/begin", bearer(d.Logger, d.Auth, handleBeginPasskeyRegistration(d.Logger, pk))}, // passkey.go
+		{"POST /v1/passkeys/register/finish", bearer(d.Logger, d.Auth, handleFinishPasskeyRegistration(d.Logger, pk, d.TrustedProxies))},
+		{"GET /v1/passkeys", bearer(d.Logger, d.Auth, handleListPasskeys(d.Logger, pk))},
+		{"PATCH /v1/passkeys/{id}", bearer(d.Logger, d.Auth, handleRenamePasskey(d.Logger, pk))},
+		{"DELETE /v1/passkeys/{id}", bearer(d.Logger, d.Auth, handleDeletePasskey(d.Logger, pk, d.TrustedProxies))},
+		{"POST /v1/login/passkey/begin", handleBeginPasskeyLogin(d.Logger, pk, d.TrustedProxies)},
+		{"POST /v1/login/passkey/finish", handleFinishPasskeyLogin(d.Logger, pk, d.TrustedProxies, bd)},
 		{"GET /.well-known/jwks.json", handleJWKS(d.JWKS)},
 		{"GET /healthz", handleHealthz()},
 		{"GET /readyz", handleReadyz(d.Logger, d.Ready)},

@@ -44,6 +44,9 @@ type Deps struct {
 	// Accounts serves password reset and email verification (account.go);
 	// nil answers those routes 404.
 	Accounts sessiond.AccountService
+	// Passkeys serves passkey registration and login (passkey.go); nil
+	// answers those routes 404.
+	Passkeys sessiond.PasskeyService
 }
 
 // NewServer returns the sessiond HTTP API.

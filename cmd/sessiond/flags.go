@@ -49,6 +49,7 @@ func bindFlags(fs *flag.FlagSet, c *app.Config) {
 	fs.DurationVar(&c.ResetTTL, "reset-ttl", c.ResetTTL, "lifetime of a password-reset link")
 	fs.DurationVar(&c.VerifyTTL, "verify-ttl", c.VerifyTTL, "lifetime of an email-verification link")
 	fs.DurationVar(&c.ReauthWindow, "reauth-window", c.ReauthWindow, "how recent a sign-in must be for a sensitive change (password, email, deleting the account, second factors, passkeys) without the credential in the request")
+	fs.StringVar(&c.WebAuthnOrigins, "webauthn-origins", c.WebAuthnOrigins, "comma-separated origins, besides the public URL's, whose pages may register and use passkeys (https://app.example.com)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", c.AllowedOrigins, "comma-separated origins (https://app.example.com) allowed CORS with credentials and cookie mode")
 }
 

@@ -10,7 +10,7 @@ import (
 const SweepBatch = 500
 
 // Sweep deletes expired sessions, forgotten attempt counters, expired
-// account tokens, and events
+// passkey challenges and account tokens, and events
 // past their retention every interval, in small batches, until none are left.
 func (a *App) Sweep(ctx context.Context, interval time.Duration) {
 	every(ctx, interval, func() {
@@ -45,6 +45,15 @@ func (a *App) SweepOnce(ctx context.Context) (int, error) {
 	}
 	for ctx.Err() == nil {
 		n, err := a.Store.DeleteStaleAttempts(ctx, a.clock(), SweepBatch)
+		if err != nil {
+			return total, err
+		}
+		if n < SweepBatch {
+			break
+		}
+	}
+	for ctx.Err() == nil {
+		n, err := a.Store.DeleteExpiredPasskeyChallenges(ctx, a.clock(), SweepBatch)
 		if err != nil {
 			return total, err
 		}
