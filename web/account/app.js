@@ -197,6 +197,7 @@ const VIEWS = ['view-loading', 'view-signin', 'view-signup', 'view-account'];
 
 function show(view, focus) {
   for (const v of VIEWS) $(v).hidden = v !== view;
+  if (view !== 'view-account') $('passkeys-section').hidden = true;
   $('who').hidden = view !== 'view-account';
   if (focus) $(focus).focus();
 }
@@ -235,6 +236,8 @@ async function showAccount(focus) {
   renderSessions(list.sessions);
   setError('account-error', null);
   show('view-account', focus ? 'sessions-title' : null);
+  // Other parts of the page (passkey.js) draw their sections on this.
+  document.dispatchEvent(new CustomEvent('sessiond:account'));
 }
 
 function renderSessions(sessions) {
