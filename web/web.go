@@ -1,6 +1,6 @@
 // Package web holds the pages sessiond serves to people, embedded in the
 // binary so no Node build step is needed: today the account page
-// (account/index.html, app.js, style.css), where a user signs up, signs in
+// (account/index.html, app.js, passkey.js, style.css), where a user signs up, signs in
 // with cookie mode, and sees and ends their sessions. Start reading at
 // account/app.js; AccountHandler serves it under /account/.
 package web
