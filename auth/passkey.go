@@ -75,6 +75,27 @@ func challengeKey(id string) (string, bool) {
 	return base64.RawURLEncoding.EncodeToString(h[:]), true
 }
 
+// isUUID reports whether id is in NewID's form, as every passkey id and
+// user id is; anything else matches nothing and costs no database work
+// (and a NUL or invalid UTF-8 never reaches a text parameter).
+func isUUID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i, c := range []byte(id) {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // passkeyName is name trimmed, or the default for an empty one.
 func passkeyName(name string) (string, error) {
 	name = strings.TrimSpace(name)
@@ -258,6 +279,9 @@ func (s *Service) RenamePasskey(ctx context.Context, p *sessiond.Principal, id, 
 	if err != nil {
 		return nil, err
 	}
+	if !isUUID(id) {
+		return nil, errNoSuchPasskey
+	}
 	var pk *sessiond.Passkey
 	err = s.store.Tx(ctx, func(tx sessiond.Tx) error {
 		var err error
@@ -280,6 +304,9 @@ func (s *Service) DeletePasskey(ctx context.Context, p *sessiond.Principal, id s
 	now := s.now()
 	if err := s.recentAuth(p, now); err != nil {
 		return err
+	}
+	if !isUUID(id) {
+		return errNoSuchPasskey
 	}
 	o := origin(c)
 	return s.store.Tx(ctx, func(tx sessiond.Tx) error {
@@ -341,6 +368,10 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, challengeID string, cr
 	if err != nil {
 		return nil, err
 	}
+	// The user handle is the user id (PasskeyUser).
+	if !isUUID(string(a.UserHandle)) {
+		return nil, errUnknownPasskey
+	}
 	now := s.now()
 	o := origin(c)
 	sess := &sessiond.Session{
@@ -371,7 +402,6 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, challengeID string, cr
 			verdict = errLoginChallenge
 			return nil
 		}
-		// The user handle is the user id (PasskeyUser).
 		u, err := tx.LockUser(string(a.UserHandle))
 		if sessiond.ErrorCode(err) == sessiond.CodeNotFound {
 			verdict = errUnknownPasskey

@@ -164,6 +164,10 @@ func TestPasskeyRegisterAndLogin(t *testing.T) {
 		if rn.str("name") != "Work laptop" || rn.str("passkey_id") != pkID {
 			t.Fatalf("rename: got %s", rn.Raw)
 		}
+		for _, bad := range []string{"%ff%00", "not-an-id", strings.ToUpper(pkID)} {
+			e.call("PATCH", "/v1/passkeys/"+bad, map[string]string{"name": "x"}, s.AT).want(t, 404, "not_found")
+			e.call("DELETE", "/v1/passkeys/"+bad, nil, s.AT).want(t, 404, "not_found")
+		}
 		e.call("DELETE", "/v1/passkeys/"+pkID, nil, s.AT).want(t, 204, "")
 		e.call("DELETE", "/v1/passkeys/"+pkID, nil, s.AT).want(t, 404, "not_found")
 		a.counter = 2
@@ -258,6 +262,19 @@ func TestPasskeyLoginRefusals(t *testing.T) {
 			e.clock.Advance(sessiond.PasskeyChallengeTTL + time.Second)
 			a.counter++
 			e.call("POST", "/v1/login/passkey/finish", map[string]any{"challenge_id": id, "credential": a.get(opts)}, "").want(t, 401, "invalid_credentials")
+		})
+		t.Run("foreign user handle", func(t *testing.T) {
+			for _, h := range [][]byte{{0xff, 0x00}, []byte("not-a-user"), {}} {
+				other := *a
+				other.userHandle = h
+				other.counter++
+				want := "invalid_credentials"
+				if len(h) == 0 {
+					want = "invalid_request" // no user handle: not a discoverable credential
+				}
+				r := e.passkeyLogin(&other)
+				r.want(t, map[string]int{"invalid_credentials": 401, "invalid_request": 400}[want], want)
+			}
 		})
 		t.Run("malformed", func(t *testing.T) {
 			id, _ := e.beginPasskeyLogin()
