@@ -37,7 +37,8 @@ func TestDependencies(t *testing.T) {
 		mod + "/client":          {}, // for other services: no sessiond code at all
 		mod + "/examples/notes":  {mod + "/client"},
 		mod + "/web":             {},
-		mod + "/seal":            {}, // secrets at rest: the standard library's AEAD only
+		mod + "/seal":            {},    // secrets at rest: the standard library's AEAD only
+		mod + "/passkey":         {mod}, // WebAuthn checks, behind sessiond.RelyingParty
 	}
 	stdOnly := map[string]bool{mod: true, mod + "/client": true, mod + "/seal": true}
 	// Packages that must not import these: the outbox worker knows nothing

@@ -148,6 +148,9 @@ type Tx interface {
 	// SetSessionAuth sets the user's session's amr and auth time, as a
 	// step-up does; false if there is no such session.
 	SetSessionAuth(userID, sessionID string, amr []string, at time.Time) (bool, error)
+
+	// PasskeyTx is the passkey statements (passkey.go).
+	PasskeyTx
 }
 
 // TxStore runs units of work.

@@ -110,6 +110,7 @@ type Service struct {
 	requireVerified bool
 	secrets         Sealer
 	mfaIssuer       string
+	rp              sessiond.RelyingParty
 }
 
 // Events receives what the service did that metrics count; a nil Events in
@@ -169,6 +170,9 @@ type Deps struct {
 	// MFAIssuer names the service in authenticator apps; empty means
 	// DefaultMFAIssuer.
 	MFAIssuer string
+	// RelyingParty checks passkey ceremonies (package passkey); nil: the
+	// passkey use cases answer CodeNotFound.
+	RelyingParty sessiond.RelyingParty
 }
 
 // New returns a Service.
@@ -178,7 +182,7 @@ func New(d Deps) *Service {
 		refresher: d.Refresher, clock: d.Clock, policy: d.Policy, pwMin: d.PasswordMinLength,
 		pwScore: d.PasswordMinScore, throttle: d.Throttle, events: d.Events, logger: d.Logger,
 		accounts: d.Accounts.withDefaults(), reauth: d.ReauthWindow, requireVerified: d.RequireVerifiedEmail,
-		secrets: d.Secrets, mfaIssuer: d.MFAIssuer,
+		secrets: d.Secrets, mfaIssuer: d.MFAIssuer, rp: d.RelyingParty,
 	}
 	if s.mfaIssuer == "" {
 		s.mfaIssuer = DefaultMFAIssuer

@@ -36,6 +36,10 @@ func routeTable(d Deps) []route {
 	if d.MFA != nil {
 		mfa = d.MFA
 	}
+	var pk sessiond.PasskeyService = noPasskeys{}
+	if d.Passkeys != nil {
+		pk = d.Passkeys
+	}
 	routes := []route{
 		{"POST /v1/signup", handleSignup(d.Logger, d.Auth, d.TrustedProxies)},
 		{"POST /v1/login", handleLogin(d.Logger, d.Auth, d.TrustedProxies, bd)},
@@ -59,6 +63,13 @@ func routeTable(d Deps) []route {
 		{"POST /v1/mfa/totp/confirm", bearer(d.Logger, d.Auth, handleConfirmTOTP(d.Logger, mfa, d.TrustedProxies))},
 		{"DELETE /v1/mfa/totp", bearer(d.Logger, d.Auth, handleDisableTOTP(d.Logger, mfa, d.TrustedProxies))},
 		{"POST /v1/mfa/recovery-codes", bearer(d.Logger, d.Auth, handleRecoveryCodes(d.Logger, mfa, d.TrustedProxies))},
+		{"POST /v1/passkeys/register/begin", bearer(d.Logger, d.Auth, handleBeginPasskeyRegistration(d.Logger, pk))}, // passkey.go
+		{"POST /v1/passkeys/register/finish", bearer(d.Logger, d.Auth, handleFinishPasskeyRegistration(d.Logger, pk, d.TrustedProxies))},
+		{"GET /v1/passkeys", bearer(d.Logger, d.Auth, handleListPasskeys(d.Logger, pk))},
+		{"PATCH /v1/passkeys/{id}", bearer(d.Logger, d.Auth, handleRenamePasskey(d.Logger, pk))},
+		{"DELETE /v1/passkeys/{id}", bearer(d.Logger, d.Auth, handleDeletePasskey(d.Logger, pk, d.TrustedProxies))},
+		{"POST /v1/login/passkey/begin", handleBeginPasskeyLogin(d.Logger, pk, d.TrustedProxies)},
+		{"POST /v1/login/passkey/finish", handleFinishPasskeyLogin(d.Logger, pk, d.TrustedProxies, bd)},
 		{"GET /.well-known/jwks.json", handleJWKS(d.JWKS)},
 		{"GET /healthz", handleHealthz()},
 		{"GET /readyz", handleReadyz(d.Logger, d.Ready)},

@@ -47,6 +47,9 @@ type Deps struct {
 	// MFA serves second factors and the login step they add (mfa.go);
 	// nil answers those routes 404.
 	MFA sessiond.MFAService
+	// Passkeys serves passkey registration and login (passkey.go); nil
+	// answers those routes 404.
+	Passkeys sessiond.PasskeyService
 }
 
 // NewServer returns the sessiond HTTP API.

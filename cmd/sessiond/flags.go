@@ -50,6 +50,7 @@ func bindFlags(fs *flag.FlagSet, c *app.Config) {
 	fs.DurationVar(&c.VerifyTTL, "verify-ttl", c.VerifyTTL, "lifetime of an email-verification link")
 	fs.DurationVar(&c.ReauthWindow, "reauth-window", c.ReauthWindow, "how recent a sign-in must be for a sensitive change (password, email, deleting the account, second factors, passkeys) without the credential in the request")
 	fs.BoolVar(&c.RequireVerifiedEmail, "require-verified-email", c.RequireVerifiedEmail, "refuse login (403 email_not_verified) until the address is confirmed; signup then answers 202 for a new and a taken address alike")
+	fs.StringVar(&c.WebAuthnOrigins, "webauthn-origins", c.WebAuthnOrigins, "comma-separated origins, besides the public URL's, whose pages may register and use passkeys (https://app.example.com)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", c.AllowedOrigins, "comma-separated origins (https://app.example.com) allowed CORS with credentials and cookie mode")
 }
 

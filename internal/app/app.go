@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/mail"
 	"github.com/sessiond/sessiond/outbox"
+	"github.com/sessiond/sessiond/passkey"
 	"github.com/sessiond/sessiond/password"
 	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/seal"
@@ -30,6 +32,7 @@ import (
 type Store interface {
 	sessiond.Store
 	sessiond.AdminStore
+	sessiond.PasskeyStore
 	Migrate(ctx context.Context) error
 }
 
@@ -171,6 +174,10 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 	}
 	a.outbox = outbox.New(a.Store, senders, outbox.Options{Clock: a.clock, Metrics: outboxMetrics, Logger: a.logger})
 	allowPrivate := cfg.WebhookAllowPrivate
+	rp, err := relyingParty(cfg, a.logger)
+	if err != nil {
+		return err
+	}
 	svc := auth.New(auth.Deps{
 		Store:             a.Store,
 		Hasher:            a.Hasher,
@@ -204,6 +211,7 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 		ReauthWindow:         cfg.ReauthWindow,
 		RequireVerifiedEmail: cfg.RequireVerifiedEmail,
 		Secrets:              a.sealKeys,
+		RelyingParty:         rp,
 	})
 	a.Auth = svc
 	trusted, err := httpapi.ParseTrustedProxies(cfg.TrustedProxies)
@@ -223,8 +231,28 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 		AdminAuth:      svc,
 		Accounts:       svc,
 		MFA:            svc,
+		Passkeys:       svc,
 	})
 	return nil
+}
+
+// relyingParty is the WebAuthn relying party of the public URL; nil, with
+// a note in the log, when its host is an address, which cannot be an RP
+// ID: the default http://127.0.0.1:8080 runs without passkeys.
+func relyingParty(cfg Config, logger *slog.Logger) (sessiond.RelyingParty, error) {
+	origins, err := ParseAllowedOrigins(cfg.WebAuthnOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvName("webauthn-origins"), err)
+	}
+	rp, err := passkey.New(passkey.Options{PublicURL: cfg.PublicBaseURL(), Origins: origins, Name: cfg.ProductName})
+	if errors.Is(err, passkey.ErrNoDomain) {
+		logger.Info("passkeys are off: " + err.Error() + "; set SESSIOND_PUBLIC_URL to a URL with a host name")
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvName("public-url"), err)
+	}
+	return rp, nil
 }
 
 // accountMail is the outbox row of an account flow's mail.

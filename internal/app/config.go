@@ -97,6 +97,10 @@ type Config struct {
 	// RequireVerifiedEmail refuses login until the address is confirmed,
 	// and makes signup answer a new and a taken address alike.
 	RequireVerifiedEmail bool
+	// WebAuthnOrigins are comma-separated origins, besides the public
+	// URL's, whose pages may run passkey ceremonies (an app on another
+	// subdomain of the RP ID).
+	WebAuthnOrigins string
 }
 
 // DefaultConfig is the documented defaults (docs/API.md).
@@ -251,6 +255,9 @@ func (c *Config) ValidateSettings() error {
 	}
 	if _, err := ParseAllowedOrigins(c.AllowedOrigins); err != nil {
 		return bad("allowed-origins", "%v", err)
+	}
+	if _, err := ParseAllowedOrigins(c.WebAuthnOrigins); err != nil {
+		return bad("webauthn-origins", "%v", err)
 	}
 	if !c.CookieSecure && !IsLoopbackHost(hostOf(c.Addr)) {
 		return bad("cookie-secure", "false is only for development on http://localhost; the listen address %q is not loopback", c.Addr)

@@ -10,7 +10,7 @@ import (
 const SweepBatch = 500
 
 // Sweep deletes expired sessions, forgotten attempt counters, expired
-// account tokens and unfinished MFA logins, and events
+// account tokens, unfinished MFA logins and passkey challenges, and events
 // past their retention every interval, in small batches, until none are left.
 func (a *App) Sweep(ctx context.Context, interval time.Duration) {
 	every(ctx, interval, func() {
@@ -53,7 +53,7 @@ func (a *App) SweepOnce(ctx context.Context) (int, error) {
 		}
 	}
 	for _, del := range []func(context.Context, time.Time, int) (int, error){
-		a.Store.DeleteExpiredAccountTokens, a.Store.DeleteExpiredMFAChallenges,
+		a.Store.DeleteExpiredAccountTokens, a.Store.DeleteExpiredMFAChallenges, a.Store.DeleteExpiredPasskeyChallenges,
 	} {
 		for ctx.Err() == nil {
 			n, err := del(ctx, a.clock(), SweepBatch)

@@ -210,6 +210,7 @@ const $ = (id) => document.getElementById(id);
 // show makes one view (an element with data-view) the visible one.
 function show(view, focus) {
   for (const v of document.querySelectorAll('[data-view]')) v.hidden = v.id !== view;
+  if (view !== 'view-account') $('passkeys-section').hidden = true;
   $('who').hidden = view !== 'view-account';
   if (focus) $(focus).focus();
 }
@@ -506,6 +507,8 @@ async function showAccount(focus) {
   setError('account-error', null);
   await renderMFA(); // mfa.js
   show('view-account', focus ? 'sessions-title' : null);
+  // Other parts of the page (passkey.js) draw their sections on this.
+  document.dispatchEvent(new CustomEvent('sessiond:account'));
 }
 
 // clearAccount forgets what the account view showed, so the next person at
