@@ -257,7 +257,7 @@ func (w *Worker) deliver(ctx context.Context, m sessiond.OutboxMessage) {
 		return
 	}
 	if w.opt.Metrics != nil {
-		w.opt.Metrics.deliveries.WithLabelValues(m.Channel, outcome).Inc()
+		w.opt.Metrics.count(m.Channel, outcome)
 	}
 }
 
@@ -283,6 +283,7 @@ func (w *Worker) stats(ctx context.Context) time.Time {
 	}
 	if m := w.opt.Metrics; m != nil {
 		m.pending.Set(float64(st.Pending))
+		m.mailPending.Set(float64(st.PendingMail))
 		age := 0.0
 		if !st.OldestPending.IsZero() {
 			age = max(0, w.opt.Clock().Sub(st.OldestPending).Seconds())

@@ -64,8 +64,9 @@ type App struct {
 	schedule sessiond.KeySchedule
 	// outbox delivers webhooks (DeliverOutbox); retention is how long
 	// events are kept (Sweep).
-	outbox    *outbox.Worker
-	retention time.Duration
+	outbox        *outbox.Worker
+	outboxMetrics *outbox.Metrics
+	retention     time.Duration
 }
 
 // New migrates the database, makes sure a signing key and the
@@ -147,6 +148,7 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	a.outboxMetrics = outboxMetrics
 	senders := map[string]outbox.Sender{
 		sessiond.ChannelWebhook: webhook.NewSender(a.Store, webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, Clock: a.clock}),
 	}
