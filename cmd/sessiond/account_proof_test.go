@@ -610,3 +610,23 @@ func TestNoSecretsInMailFlowLogs(t *testing.T) {
 		}
 	})
 }
+
+// TestNoDefaultAccounts: a fresh database has no user and admits no admin
+// call; the usual default names do not log in.
+func TestNoDefaultAccounts(t *testing.T) {
+	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
+		e := newTestEnv(t, dbURL(t), nil)
+		for _, key := range []string{"", "admin", "root", "sessiond"} {
+			e.call("GET", "/admin/v1/users", nil, key).want(t, 401, "invalid_token")
+		}
+		for _, email := range []string{"admin@localhost", "root@localhost", "admin@sessiond.test"} {
+			for _, pw := range []string{"admin", "password", "changeme", "administrator"} {
+				loginWith(e, email, pw+strings.Repeat("!", 12-min(12, len(pw)))).want(t, 401, "invalid_credentials")
+			}
+		}
+		key := e.adminKey("ops")
+		if r := e.call("GET", "/admin/v1/users", nil, key).want(t, 200, ""); len(r.Body["users"].([]any)) != 0 {
+			t.Errorf("users of a fresh database: got %s, want none", r.Raw)
+		}
+	})
+}
