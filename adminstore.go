@@ -91,6 +91,10 @@ type AdminStore interface {
 	// DeleteExpiredMFAChallenges deletes at most limit MFA challenges
 	// (unfinished logins) expired at now and returns how many it deleted.
 	DeleteExpiredMFAChallenges(ctx context.Context, now time.Time, limit int) (int, error)
+	// ExpireOutbox fails at most limit pending outbox messages that have
+	// expired by now and are under no live lease: status failed, last
+	// status OutboxExpired, payload erased. It returns how many.
+	ExpireOutbox(ctx context.Context, now time.Time, limit int) (int, error)
 	// DeleteEventsBefore deletes at most limit events that occurred
 	// before cutoff, and returns how many.
 	DeleteEventsBefore(ctx context.Context, cutoff time.Time, limit int) (int, error)

@@ -38,7 +38,17 @@ type OutboxMessage struct {
 	// "timeout", "connection refused", "delivered".
 	LastAttemptAt time.Time
 	LastStatus    string
+	// ExpiresAt, when set, is when the message stops being worth sending:
+	// the expiry of the token its payload carries. From then on no worker
+	// claims it, and the sweep fails it (LastStatus OutboxExpired) and
+	// erases its payload, so that an undelivered token does not outlive
+	// its use in the database. Zero: the message never expires.
+	ExpiresAt time.Time
 }
+
+// OutboxExpired is the LastStatus of a message the sweep failed because
+// it expired before it could be delivered.
+const OutboxExpired = "expired"
 
 // OutboxClaim asks for due messages under a lease.
 type OutboxClaim struct {
@@ -74,7 +84,9 @@ type OutboxAttempt struct {
 // OutboxStats summarises the pending messages, for metrics and for the
 // worker to know when to look again.
 type OutboxStats struct {
-	Pending       int
+	Pending int
+	// PendingMail is how many of Pending are of ChannelMail.
+	PendingMail   int
 	OldestPending time.Time // created_at of the oldest pending message; zero if none
 	NextDue       time.Time // earliest next_attempt_at of a pending message; zero if none
 }
@@ -91,8 +103,8 @@ type OutboxStore interface {
 	// with CodeInvalidRequest.
 	InsertOutbox(ctx context.Context, msgs ...*OutboxMessage) error
 	// ClaimOutbox leases up to c.Limit pending messages whose
-	// next_attempt_at has come and whose previous lease, if any, has
-	// ended, oldest due first. Concurrent claims never return one message
+	// next_attempt_at has come, that have not expired at c.Now, and whose
+	// previous lease, if any, has ended, oldest due first. Concurrent claims never return one message
 	// twice while its lease lasts.
 	ClaimOutbox(ctx context.Context, c OutboxClaim) ([]OutboxMessage, error)
 	// ReleaseOutbox ends owner's leases on ids at once, untouched, so that

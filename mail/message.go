@@ -140,14 +140,19 @@ func Decode(payload []byte) (Message, error) {
 
 // NewOutboxMessage is the outbox row that sends m, caused by event
 // eventID, written at now: insert it in the transaction that records the
-// event.
+// event. A mail with a token expires with it: undelivered by then, it is
+// never sent and its payload, the token, is erased.
 func NewOutboxMessage(m Message, eventID string, now time.Time) (*sessiond.OutboxMessage, error) {
 	payload, err := m.Encode()
 	if err != nil {
 		return nil, err
 	}
-	return &sessiond.OutboxMessage{
+	msg := &sessiond.OutboxMessage{
 		ID: sessiond.NewID(), Channel: sessiond.ChannelMail, Target: m.To, EventID: eventID,
 		Payload: payload, CreatedAt: now,
-	}, nil
+	}
+	if m.Token != "" {
+		msg.ExpiresAt = m.ExpiresAt
+	}
+	return msg, nil
 }

@@ -119,7 +119,15 @@ func TestPayload(t *testing.T) {
 	if err != nil || got.Kind != m.Kind || got.To != m.To || got.NewEmail != m.NewEmail || !got.At.Equal(m.At) {
 		t.Errorf("Decode = %+v, %v; want %+v", got, err, m)
 	}
+	if !row.ExpiresAt.IsZero() {
+		t.Errorf("a notice's row expires at %v, want never", row.ExpiresAt)
+	}
 	exp := testNow.Add(time.Hour)
+	if tokRow, err := smail.NewOutboxMessage(smail.ResetPassword("a@example.org", "t", exp), "ev2", testNow); err != nil {
+		t.Errorf("NewOutboxMessage of a reset mail: %v", err)
+	} else if !tokRow.ExpiresAt.Equal(exp) {
+		t.Errorf("a reset mail's row: got expiry %v, want its token's, %v", tokRow.ExpiresAt, exp)
+	}
 	if v := smail.VerifyEmail("a@example.org", "t", exp); v.Expired(exp.Add(-time.Second)) || !v.Expired(exp) {
 		t.Errorf("Expired around %v wrong", exp)
 	}

@@ -39,6 +39,15 @@ type Options struct {
 	// Backoff decides the wait after a failed attempt; default
 	// sessiond.NextAttempt with random jitter.
 	Backoff func(attempts int) (delay time.Duration, giveUp bool)
+	// NotifyDelay is how long the worker waits after a Notify before it
+	// claims; default 50ms. The request that committed a message notifies
+	// before its response is written, and a claim and send started at once
+	// would run alongside that response and lengthen it: a request that
+	// queued mail (forgot, for an address with an account) would take
+	// measurably longer than one that did not, which tells an observer
+	// whether the address has an account. Waiting moves the delivery past
+	// the response.
+	NotifyDelay time.Duration
 	// Metrics, if set, receives the worker's figures.
 	Metrics *Metrics
 	// Logger receives failures of the store; default none.
@@ -72,6 +81,9 @@ func (o *Options) defaults() {
 		o.PollMax = 2 * time.Second
 	}
 	o.PollMax = max(o.PollMax, o.PollMin)
+	if o.NotifyDelay <= 0 {
+		o.NotifyDelay = 50 * time.Millisecond
+	}
 	if o.Backoff == nil {
 		o.Backoff = func(attempts int) (time.Duration, bool) { return sessiond.NextAttempt(attempts, rand.Float64) }
 	}
@@ -93,7 +105,8 @@ type Worker struct {
 	// messages.
 	channels []string
 	opt      Options
-	wake     chan struct{}
+	wake     chan struct{} // Notify: messages committed
+	freed    chan struct{} // a send finished: a slot is free
 
 	mu       sync.Mutex
 	inflight map[string]int // sends in flight per target
@@ -109,7 +122,7 @@ func New(store sessiond.OutboxStore, senders map[string]Sender, opt Options) *Wo
 		channels = append(channels, ch)
 	}
 	slices.Sort(channels)
-	return &Worker{store: store, senders: senders, channels: channels, opt: opt, wake: make(chan struct{}, 1), inflight: map[string]int{}}
+	return &Worker{store: store, senders: senders, channels: channels, opt: opt, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1), inflight: map[string]int{}}
 }
 
 // Notify wakes the worker to claim at once: call it after committing
@@ -163,6 +176,14 @@ func (w *Worker) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 		case <-w.wake:
+			idle = w.opt.PollMin
+			t.Stop()
+			t = time.NewTimer(w.opt.NotifyDelay)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+		case <-w.freed:
 			idle = w.opt.PollMin
 		case <-t.C:
 		}
@@ -224,7 +245,10 @@ func (w *Worker) deliver(ctx context.Context, m sessiond.OutboxMessage) {
 		}
 		w.total--
 		w.mu.Unlock()
-		w.Notify()
+		select {
+		case w.freed <- struct{}{}:
+		default:
+		}
 	}()
 	err := w.send(ctx, m)
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
@@ -257,7 +281,7 @@ func (w *Worker) deliver(ctx context.Context, m sessiond.OutboxMessage) {
 		return
 	}
 	if w.opt.Metrics != nil {
-		w.opt.Metrics.deliveries.WithLabelValues(m.Channel, outcome).Inc()
+		w.opt.Metrics.count(m.Channel, outcome)
 	}
 }
 
@@ -283,6 +307,7 @@ func (w *Worker) stats(ctx context.Context) time.Time {
 	}
 	if m := w.opt.Metrics; m != nil {
 		m.pending.Set(float64(st.Pending))
+		m.mailPending.Set(float64(st.PendingMail))
 		age := 0.0
 		if !st.OldestPending.IsZero() {
 			age = max(0, w.opt.Clock().Sub(st.OldestPending).Seconds())

@@ -22,18 +22,19 @@ var (
 
 // outboxColumns is every column of outbox a worker needs, in the order
 // scanOutbox reads.
-const outboxColumns = `id, channel, target, event_id, payload, status, attempts, next_attempt_at, created_at, last_attempt_at, last_status`
+const outboxColumns = `id, channel, target, event_id, payload, status, attempts, next_attempt_at, created_at, last_attempt_at, last_status, expires_at`
 
 func scanOutbox(row pgx.CollectableRow) (sessiond.OutboxMessage, error) {
 	var (
-		m    sessiond.OutboxMessage
-		last *time.Time
+		m             sessiond.OutboxMessage
+		last, expires *time.Time
 	)
 	if err := row.Scan(&m.ID, &m.Channel, &m.Target, &m.EventID, &m.Payload, &m.Status, &m.Attempts,
-		&m.NextAttemptAt, &m.CreatedAt, &last, &m.LastStatus); err != nil {
+		&m.NextAttemptAt, &m.CreatedAt, &last, &m.LastStatus, &expires); err != nil {
 		return m, err
 	}
 	m.NextAttemptAt, m.CreatedAt, m.LastAttemptAt = sessiond.Now(m.NextAttemptAt), sessiond.Now(m.CreatedAt), fromNull(last)
+	m.ExpiresAt = fromNull(expires)
 	return m, nil
 }
 
@@ -65,6 +66,7 @@ func (db *DB) InsertOutbox(ctx context.Context, msgs ...*sessiond.OutboxMessage)
 const claimOutbox = `WITH due AS MATERIALIZED (
 	SELECT id FROM outbox
 	WHERE status = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
+		AND (expires_at IS NULL OR expires_at > $3)
 		AND target <> ALL($4::text[])
 	ORDER BY next_attempt_at, id
 	LIMIT $5
@@ -82,6 +84,7 @@ const claimOutboxChannels = `WITH due AS MATERIALIZED (
 	SELECT id FROM outbox
 	WHERE status = 'pending' AND channel = ANY($6::text[])
 		AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
+		AND (expires_at IS NULL OR expires_at > $3)
 		AND target <> ALL($4::text[])
 	ORDER BY next_attempt_at, id
 	LIMIT $5
@@ -169,7 +172,8 @@ func (db *DB) RecordOutboxAttempt(ctx context.Context, owner string, a sessiond.
 	return nil
 }
 
-const outboxStats = `SELECT count(*), min(created_at), min(next_attempt_at) FROM outbox WHERE status = 'pending'`
+const outboxStats = `SELECT count(*), count(*) FILTER (WHERE channel = 'mail'), min(created_at), min(next_attempt_at)
+FROM outbox WHERE status = 'pending'`
 
 // OutboxStats summarises the pending messages.
 func (db *DB) OutboxStats(ctx context.Context) (sessiond.OutboxStats, error) {
@@ -179,11 +183,43 @@ func (db *DB) OutboxStats(ctx context.Context) (sessiond.OutboxStats, error) {
 		s            sessiond.OutboxStats
 		oldest, next *time.Time
 	)
-	if err := db.pool.QueryRow(ctx, outboxStats).Scan(&s.Pending, &oldest, &next); err != nil {
+	if err := db.pool.QueryRow(ctx, outboxStats).Scan(&s.Pending, &s.PendingMail, &oldest, &next); err != nil {
 		return s, storeError("outbox stats", err)
 	}
 	s.OldestPending, s.NextDue = fromNull(oldest), fromNull(next)
 	return s, nil
+}
+
+// expireOutbox fails pending messages whose expiry has come, erasing the
+// payload (a mail's token) with the row's last words. A message under a
+// live lease is being sent right now; it is left to its worker, whose
+// sender refuses an expired token itself, and to the next sweep. SKIP
+// LOCKED lets the sweepers of several instances, and the claims, pass
+// over each other's rows instead of queueing behind them.
+const expireOutbox = `WITH due AS MATERIALIZED (
+	SELECT id FROM outbox
+	WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= $1
+		AND (lease_until IS NULL OR lease_until <= $1)
+	LIMIT $2
+	FOR UPDATE SKIP LOCKED)
+UPDATE outbox
+SET status = 'failed', last_status = 'expired', last_attempt_at = $1, payload = ''::bytea,
+	lease_owner = NULL, lease_until = NULL
+WHERE id IN (SELECT id FROM due)
+AND status = 'pending' AND (lease_until IS NULL OR lease_until <= $1)`
+
+// ExpireOutbox fails at most limit pending messages expired by now.
+func (db *DB) ExpireOutbox(ctx context.Context, now time.Time, limit int) (int, error) {
+	if limit < 1 {
+		return 0, nil
+	}
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	tag, err := db.exec(ctx, expireOutbox, sessiond.Now(now), limit)
+	if err != nil {
+		return 0, storeError("expire outbox", err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // InsertEvent stores e.

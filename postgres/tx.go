@@ -246,8 +246,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
 
 	webhookSubscribers = `SELECT id FROM webhook_endpoints WHERE events && ARRAY[$1, '*']::text[] ORDER BY id`
 
-	insertOutbox = `INSERT INTO outbox (id, channel, target, event_id, payload, status, attempts, next_attempt_at, created_at)
-VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7)`
+	insertOutbox = `INSERT INTO outbox (id, channel, target, event_id, payload, status, attempts, next_attempt_at, created_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7, $8)`
 )
 
 // outboxUnique is the constraint that makes one delivery per channel,
@@ -282,7 +282,11 @@ func (t *tx) InsertOutbox(msgs ...*sessiond.OutboxMessage) error {
 		if next.IsZero() {
 			next = m.CreatedAt
 		}
-		_, err := t.exec(insertOutbox, m.ID, m.Channel, m.Target, m.EventID, m.Payload, sessiond.Now(next), sessiond.Now(m.CreatedAt))
+		var expires any
+		if !m.ExpiresAt.IsZero() {
+			expires = sessiond.Now(m.ExpiresAt)
+		}
+		_, err := t.exec(insertOutbox, m.ID, m.Channel, m.Target, m.EventID, m.Payload, sessiond.Now(next), sessiond.Now(m.CreatedAt), expires)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolation && pgErr.ConstraintName == outboxUnique {
 			return sessiond.Errorf(sessiond.CodeInvalidRequest, "a delivery of event %s to this target exists", m.EventID)

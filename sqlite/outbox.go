@@ -20,19 +20,20 @@ var (
 
 // outboxColumns is every column of outbox a worker needs, in the order
 // scanOutbox reads.
-const outboxColumns = `id, channel, target, event_id, payload, status, attempts, next_attempt_at, created_at, last_attempt_at, last_status`
+const outboxColumns = `id, channel, target, event_id, payload, status, attempts, next_attempt_at, created_at, last_attempt_at, last_status, expires_at`
 
 func scanOutbox(row interface{ Scan(...any) error }) (sessiond.OutboxMessage, error) {
 	var (
 		m             sessiond.OutboxMessage
 		next, created int64
-		last          sql.NullInt64
+		last, expires sql.NullInt64
 	)
 	if err := row.Scan(&m.ID, &m.Channel, &m.Target, &m.EventID, &m.Payload, &m.Status, &m.Attempts,
-		&next, &created, &last, &m.LastStatus); err != nil {
+		&next, &created, &last, &m.LastStatus, &expires); err != nil {
 		return m, err
 	}
 	m.NextAttemptAt, m.CreatedAt, m.LastAttemptAt = fromMicros(next), fromMicros(created), fromNullMicros(last)
+	m.ExpiresAt = fromNullMicros(expires)
 	return m, nil
 }
 
@@ -51,6 +52,7 @@ const claimOutbox = `UPDATE outbox SET lease_owner = ?1, lease_until = ?2
 WHERE id IN (
 	SELECT id FROM outbox
 	WHERE status = 'pending' AND next_attempt_at <= ?3 AND (lease_until IS NULL OR lease_until <= ?3)
+		AND (expires_at IS NULL OR expires_at > ?3)
 		AND target NOT IN (SELECT value FROM json_each(?4))
 	ORDER BY next_attempt_at, id
 	LIMIT ?5)
@@ -66,6 +68,7 @@ WHERE id IN (
 	SELECT id FROM outbox
 	WHERE status = 'pending' AND channel IN (SELECT value FROM json_each(?6))
 		AND next_attempt_at <= ?3 AND (lease_until IS NULL OR lease_until <= ?3)
+		AND (expires_at IS NULL OR expires_at > ?3)
 		AND target NOT IN (SELECT value FROM json_each(?4))
 	ORDER BY next_attempt_at, id
 	LIMIT ?5)
@@ -172,7 +175,8 @@ func (db *DB) RecordOutboxAttempt(ctx context.Context, owner string, a sessiond.
 	return nil
 }
 
-const outboxStats = `SELECT count(*), min(created_at), min(next_attempt_at) FROM outbox WHERE status = 'pending'`
+const outboxStats = `SELECT count(*), count(CASE WHEN channel = 'mail' THEN 1 END), min(created_at), min(next_attempt_at)
+FROM outbox WHERE status = 'pending'`
 
 // OutboxStats summarises the pending messages.
 func (db *DB) OutboxStats(ctx context.Context) (sessiond.OutboxStats, error) {
@@ -182,11 +186,39 @@ func (db *DB) OutboxStats(ctx context.Context) (sessiond.OutboxStats, error) {
 		s            sessiond.OutboxStats
 		oldest, next sql.NullInt64
 	)
-	if err := db.r.QueryRowContext(ctx, outboxStats).Scan(&s.Pending, &oldest, &next); err != nil {
+	if err := db.r.QueryRowContext(ctx, outboxStats).Scan(&s.Pending, &s.PendingMail, &oldest, &next); err != nil {
 		return s, sessiond.Unavailable("outbox stats", err)
 	}
 	s.OldestPending, s.NextDue = fromNullMicros(oldest), fromNullMicros(next)
 	return s, nil
+}
+
+// expireOutbox fails pending messages whose expiry has come, erasing the
+// payload (a mail's token) with the row's last words. A message under a
+// live lease is being sent right now; it is left to its worker, whose
+// sender refuses an expired token itself, and to the next sweep.
+const expireOutbox = `UPDATE outbox
+SET status = 'failed', last_status = 'expired', last_attempt_at = ?1, payload = X'',
+	lease_owner = NULL, lease_until = NULL
+WHERE id IN (
+	SELECT id FROM outbox
+	WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?1
+		AND (lease_until IS NULL OR lease_until <= ?1)
+	LIMIT ?2)`
+
+// ExpireOutbox fails at most limit pending messages expired by now.
+func (db *DB) ExpireOutbox(ctx context.Context, now time.Time, limit int) (int, error) {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	res, err := db.w.ExecContext(ctx, expireOutbox, micros(sessiond.Now(now)), limit)
+	if err != nil {
+		return 0, storeError("expire outbox", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, storeError("expire outbox", err)
+	}
+	return int(n), nil
 }
 
 // InsertEvent stores e.

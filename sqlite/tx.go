@@ -326,8 +326,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 WHERE EXISTS (SELECT 1 FROM json_each(webhook_endpoints.events) WHERE value IN (?, '*'))
 ORDER BY id`
 
-	insertOutbox = `INSERT INTO outbox (id, channel, target, event_id, payload, status, attempts, next_attempt_at, created_at)
-VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)`
+	insertOutbox = `INSERT INTO outbox (id, channel, target, event_id, payload, status, attempts, next_attempt_at, created_at, expires_at)
+VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`
 )
 
 func (t *tx) InsertEvent(e *sessiond.Event) error {
@@ -357,7 +357,7 @@ func (t *tx) InsertOutbox(msgs ...*sessiond.OutboxMessage) error {
 		if next.IsZero() {
 			next = m.CreatedAt
 		}
-		_, err := t.exec(insertOutbox, m.ID, m.Channel, m.Target, m.EventID, m.Payload, micros(next), micros(m.CreatedAt))
+		_, err := t.exec(insertOutbox, m.ID, m.Channel, m.Target, m.EventID, m.Payload, micros(next), micros(m.CreatedAt), nullMicros(m.ExpiresAt))
 		if isUniqueViolation(err) {
 			return sessiond.Errorf(sessiond.CodeInvalidRequest, "a delivery of event %s to this target exists", m.EventID)
 		}

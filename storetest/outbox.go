@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -169,6 +170,72 @@ func testOutbox(t *testing.T, open opener) {
 		mustOK(t, err, "OutboxStats")
 		if st != (sessiond.OutboxStats{}) {
 			t.Errorf("stats with nothing pending: got %+v, want zero", st)
+		}
+	})
+
+	t.Run("an expired message is never claimed, and the sweep fails it", func(t *testing.T) {
+		s := openOutbox(t, open)
+		ex, ok := s.(interface {
+			ExpireOutbox(ctx context.Context, now time.Time, limit int) (int, error)
+		})
+		if !ok {
+			t.Fatalf("store has no ExpireOutbox")
+		}
+		leased, expiring, forever := newMessage("a", t0), newMessage("a", at(time.Millisecond)), newMessage("a", t0)
+		expiring.ExpiresAt, leased.ExpiresAt = at(time.Minute), at(time.Minute)
+		mustOK(t, s.InsertOutbox(ctx(t), expiring, leased), "InsertOutbox")
+		// leased is being sent when its expiry comes: the sweep leaves it
+		// to its worker until the lease ends.
+		wantIDs(t, "claim before the expiry", msgIDs(claim(t, s, "w1", at(59*time.Second), 1)), []string{leased.ID})
+		wantIDs(t, "claim of the other before the expiry", msgIDs(claim(t, s, "w1", at(59*time.Second), 10)), []string{expiring.ID})
+		mustOK(t, s.ReleaseOutbox(ctx(t), "w1", []string{expiring.ID}), "ReleaseOutbox")
+		mustOK(t, s.InsertOutbox(ctx(t), forever), "InsertOutbox")
+
+		wantIDs(t, "claim at the expiry", msgIDs(claim(t, s, "w2", at(time.Minute), 10)), []string{forever.ID})
+		mustOK(t, s.ReleaseOutbox(ctx(t), "w2", []string{forever.ID}), "ReleaseOutbox")
+		n, err := ex.ExpireOutbox(ctx(t), at(time.Minute), 10)
+		mustOK(t, err, "ExpireOutbox")
+		if n != 1 {
+			t.Errorf("ExpireOutbox within the lease: got %d, want 1 (the unleased one)", n)
+		}
+		n, err = ex.ExpireOutbox(ctx(t), at(2*time.Minute), 10)
+		mustOK(t, err, "ExpireOutbox")
+		if n != 1 {
+			t.Errorf("ExpireOutbox after the lease: got %d, want 1", n)
+		}
+		err = s.RecordOutboxAttempt(ctx(t), "w1", sessiond.OutboxAttempt{ID: leased.ID, At: at(2 * time.Minute), Status: sessiond.OutboxDelivered})
+		if !errors.Is(err, sessiond.ErrLeaseLost) {
+			t.Errorf("the worker of an expired message records: got %v, want ErrLeaseLost", err)
+		}
+		var failed int
+		for _, d := range deliveries(t, s, "a") {
+			switch d.EventID {
+			case expiring.EventID, leased.EventID:
+				failed++
+				if d.Status != sessiond.OutboxFailed || d.LastStatus != sessiond.OutboxExpired || d.Attempts != 0 {
+					t.Errorf("expired delivery: got %+v, want failed, %q, 0 attempts", d, sessiond.OutboxExpired)
+				}
+			case forever.EventID:
+				if d.Status != sessiond.OutboxPending {
+					t.Errorf("delivery without expiry: got %+v, want pending", d)
+				}
+			}
+		}
+		if failed != 2 {
+			t.Errorf("expired deliveries listed: got %d, want 2", failed)
+		}
+		wantIDs(t, "claim after the sweep", msgIDs(claim(t, s, "w2", at(time.Hour), 10)), []string{forever.ID})
+	})
+
+	t.Run("stats count pending mail apart", func(t *testing.T) {
+		s := openOutbox(t, open)
+		m := newMessage("a@example.com", t0)
+		m.Channel = sessiond.ChannelMail
+		mustOK(t, s.InsertOutbox(ctx(t), m, newMessage("a", t0), newMessage("b", t0)), "InsertOutbox")
+		st, err := s.OutboxStats(ctx(t))
+		mustOK(t, err, "OutboxStats")
+		if st.Pending != 3 || st.PendingMail != 1 {
+			t.Errorf("stats: got %+v, want 3 pending, 1 of them mail", st)
 		}
 	})
 

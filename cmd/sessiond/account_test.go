@@ -266,38 +266,86 @@ func TestVerifyEmail(t *testing.T) {
 	})
 }
 
-// TestMailRetriedAfterOutage: mail the relay refuses for a while (4xx)
-// stays in the outbox and is delivered once the relay takes it again.
+// TestMailRetriedAfterOutage: while the relay refuses mail for a while
+// (4xx) or cannot be reached at all, the requests that cause mail still
+// succeed; the mail stays in the outbox and is delivered once the relay
+// takes it again.
 func TestMailRetriedAfterOutage(t *testing.T) {
-	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
-		var down atomic.Bool
-		down.Store(true)
-		e, srv := newMailEnv(t, dbURL(t), mailtest.Options{Rcpt: func(string) error {
-			if down.Load() {
-				return mailtest.Reply(451, "try again later")
-			}
-			return nil
-		}}, nil)
-		e.signup("ada@example.com")
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			msgs, err := e.app.Store.PendingMail(context.Background(), 10)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(msgs) == 1 && msgs[0].Attempts >= 1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no failed attempt recorded: %+v", msgs)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		down.Store(false)
-		e.clock.Advance(time.Minute) // past the first retry's wait
-		tok := linkToken(t, srv, "ada@example.com", "/account/verify")
-		e.call("POST", "/v1/email/verify", map[string]string{"token": tok}, "").want(t, 204, "")
-	})
+	for _, outage := range []string{"refusing", "unreachable"} {
+		t.Run("relay="+outage, func(t *testing.T) {
+			eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
+				var down atomic.Bool
+				down.Store(true)
+				srv := mailtest.Start(t, mailtest.Options{Rcpt: func(string) error {
+					if outage == "refusing" && down.Load() {
+						return mailtest.Reply(451, "try again later")
+					}
+					return nil
+				}})
+				smtpURL, up := srv.URL("localhost"), func() {}
+				if outage == "unreachable" {
+					port := newFlakyPort(t, srv.Addr) // refuses connections until up
+					smtpURL, up = "smtp://"+port.addr, port.up
+				}
+				e := newTestEnvWith(t, mailConfig(t, dbURL(t), smtpURL, nil), nil, nil)
+				e.deliver()
+
+				e.signup("ada@example.com")
+				e.call("POST", "/v1/password/forgot", map[string]string{"email": "ada@example.com"}, "").want(t, 202, "")
+				deadline := time.Now().Add(30 * time.Second)
+				for {
+					msgs, err := e.app.Store.PendingMail(context.Background(), 10)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(msgs) == 2 && msgs[0].Attempts >= 1 && msgs[1].Attempts >= 1 {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("no failed attempt recorded for both mails: %+v", msgs)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				down.Store(false)
+				up()
+				// Time passes until the retries are due: the fake clock
+				// moves a millisecond a reading, so a mail may have been
+				// tried more than once during the outage, and its next
+				// retry may be minutes away.
+				stop := make(chan struct{})
+				var wg sync.WaitGroup
+				wg.Go(func() {
+					for {
+						select {
+						case <-stop:
+							return
+						case <-time.After(200 * time.Millisecond):
+							e.clock.Advance(30 * time.Second)
+						}
+					}
+				})
+				// The two mails may come in either order.
+				var verify, reset string
+				for verify == "" || reset == "" {
+					m := srv.Next(t, 30*time.Second)
+					p, err := mailtest.Parse(m.Data)
+					if err != nil {
+						t.Fatal(err)
+					}
+					switch {
+					case strings.Contains(p.Text, "/account/verify#token="):
+						verify = mailtest.Token(p.Text)
+					case strings.Contains(p.Text, "/account/reset#token="):
+						reset = mailtest.Token(p.Text)
+					}
+				}
+				close(stop)
+				wg.Wait()
+				e.call("POST", "/v1/email/verify", map[string]string{"token": verify}, "").want(t, 204, "")
+				e.call("POST", "/v1/password/reset", map[string]string{"token": reset, "new_password": newPassword}, "").want(t, 204, "")
+			})
+		})
+	}
 }
 
 // TestMailList: without SMTP, mail waits in the outbox, and `sessiond mail

@@ -68,8 +68,9 @@ type App struct {
 	schedule sessiond.KeySchedule
 	// outbox delivers webhooks (DeliverOutbox); retention is how long
 	// events are kept (Sweep).
-	outbox    *outbox.Worker
-	retention time.Duration
+	outbox        *outbox.Worker
+	outboxMetrics *outbox.Metrics
+	retention     time.Duration
 	// sealKeys seal the secrets auth stores itself (TOTP secrets).
 	sealKeys *seal.Keyring
 }
@@ -154,6 +155,7 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	a.outboxMetrics = outboxMetrics
 	senders := map[string]outbox.Sender{
 		sessiond.ChannelWebhook: webhook.NewSender(a.Store, webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, Clock: a.clock}),
 	}

@@ -10,8 +10,9 @@ import (
 const SweepBatch = 500
 
 // Sweep deletes expired sessions, forgotten attempt counters, expired
-// account tokens, unfinished MFA logins and passkey challenges, and events
-// past their retention every interval, in small batches, until none are left.
+// account tokens, unfinished MFA logins, passkey challenges, and events
+// past their retention, and fails mail whose token expired before it was
+// sent, every interval, in small batches, until none are left.
 func (a *App) Sweep(ctx context.Context, interval time.Duration) {
 	every(ctx, interval, func() {
 		n, err := a.SweepOnce(ctx)
@@ -65,6 +66,9 @@ func (a *App) SweepOnce(ctx context.Context) (int, error) {
 			}
 		}
 	}
+	if err := a.expireOutbox(ctx); err != nil {
+		return total, err
+	}
 	if err := a.sweepEvents(ctx); err != nil {
 		return total, err
 	}
@@ -93,6 +97,31 @@ func (a *App) sweepEvents(ctx context.Context) error {
 			case <-ctx.Done():
 			case <-time.After(10 * time.Millisecond):
 			}
+		}
+	}
+	return nil
+}
+
+// expireOutbox fails the pending messages whose expiry has passed (mail
+// whose token expired while no SMTP server took it) and erases their
+// payload, the token: an undelivered link must not outlive its use in the
+// database any more than a delivered one does.
+func (a *App) expireOutbox(ctx context.Context) error {
+	for ctx.Err() == nil {
+		n, err := a.Store.ExpireOutbox(ctx, a.clock(), SweepBatch)
+		a.outboxMetrics.MailExpired(n)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			a.logger.Info("failed mail whose link expired unsent", "count", n)
+		}
+		if n < SweepBatch {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	return nil
