@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/sessiond/sessiond"
@@ -225,12 +227,14 @@ func (s *Service) mailQueued() {
 // mail limit, look the user up, and run one transaction that locks the
 // user (a fresh id, which matches no one, for an unknown address) and then
 // makes as many statements, writing (mailToken) or not (padMailToken); the
-// mail is sent later by the outbox worker, not in the request.
+// mail is sent later by the outbox worker, not in the request. A request
+// that wrote nothing then waits out what writing takes (costEstimate).
 func (s *Service) ForgotPassword(ctx context.Context, email string, c sessiond.ClientInfo) error {
 	email = NormalizeEmail(email)
 	if err := validateEmail(email); err != nil {
 		return err
 	}
+	start := time.Now()
 	if err := s.reserveMailIP(ctx, c.IP); err != nil {
 		return err
 	}
@@ -268,9 +272,62 @@ func (s *Service) ForgotPassword(ctx context.Context, email string, c sessiond.C
 		return err
 	}
 	if sent {
+		s.forgotCost.observe(time.Since(start))
 		s.mailQueued()
+		return nil
 	}
+	s.forgotCost.padFrom(ctx, start)
 	return nil
+}
+
+// costEstimate is how long a request that writes takes — the median of
+// the latest ones, which an outlier (a slow fsync, a GC pause) does not
+// move — and what a request that writes nothing waits out. Padding
+// statements alone do not hide the difference: writing a token, an event
+// and a mail row (and committing them) costs more than statements that
+// change nothing, measurably so on SQLite, and the time would tell whether
+// an address has an account.
+type costEstimate struct {
+	mu     sync.Mutex
+	recent [31]time.Duration
+	n      int // observations so far
+}
+
+// maxPad bounds the wait, so that requests slowed by something else (a
+// stalled disk) do not make every padded request wait as long.
+const maxPad = time.Second
+
+func (c *costEstimate) observe(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.recent[c.n%len(c.recent)] = d
+	c.n++
+}
+
+func (c *costEstimate) median() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := min(c.n, len(c.recent))
+	if n == 0 {
+		return 0
+	}
+	sorted := slices.Clone(c.recent[:n])
+	slices.Sort(sorted)
+	return sorted[n/2]
+}
+
+// padFrom waits until the estimate has passed since start, or ctx ends.
+func (c *costEstimate) padFrom(ctx context.Context, start time.Time) {
+	wait := time.Until(start.Add(min(c.median(), maxPad)))
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // ResetPassword consumes a reset token and, in the same transaction, sets

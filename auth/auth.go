@@ -105,6 +105,9 @@ type Service struct {
 	admin     adminDeps
 	accounts  Accounts
 	reauth    time.Duration
+	// forgotCost is how long a forgot request that mails takes, which one
+	// that mails no one waits out (account.go).
+	forgotCost costEstimate
 	// requireVerified refuses logins to unconfirmed addresses and makes
 	// signup answer alike for new and existing ones.
 	requireVerified bool
