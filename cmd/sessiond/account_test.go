@@ -385,3 +385,23 @@ func TestMailList(t *testing.T) {
 		}
 	})
 }
+
+// TestResetKeepsSecondFactor: a mailed reset replaces the password only:
+// with TOTP on, a login with the new password still asks for the code,
+// and the code finishes it. A reset link is no way around the second
+// factor.
+func TestResetKeepsSecondFactor(t *testing.T) {
+	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
+		e, srv := newMailEnv(t, dbURL(t), mailtest.Options{}, nil)
+		e.signup("ada@example.com")
+		linkToken(t, srv, "ada@example.com", "/account/verify")
+		secret, _ := e.enrolTOTP(e.login("ada@example.com").AT)
+
+		e.call("POST", "/v1/password/forgot", map[string]string{"email": "ada@example.com"}, "").want(t, 202, "")
+		tok := linkToken(t, srv, "ada@example.com", "/account/reset")
+		e.call("POST", "/v1/password/reset", map[string]string{"token": tok, "new_password": newPassword}, "").want(t, 204, "")
+
+		r := loginWith(e, "ada@example.com", newPassword).want(t, 403, "mfa_required")
+		e.loginMFA(r.str("mfa_token"), map[string]string{"code": e.totpCode(secret, 0)}).want(t, 200, "")
+	})
+}
