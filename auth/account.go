@@ -227,8 +227,8 @@ func (s *Service) mailQueued() {
 // mail limit, look the user up, and run one transaction that locks the
 // user (a fresh id, which matches no one, for an unknown address) and then
 // makes as many statements, writing (mailToken) or not (padMailToken); the
-// mail is sent later by the outbox worker, not in the request. A request
-// that wrote nothing then waits out what writing takes (costEstimate).
+// mail is sent later by the outbox worker, not in the request. Every
+// request then waits out what writing takes (costEstimate).
 func (s *Service) ForgotPassword(ctx context.Context, email string, c sessiond.ClientInfo) error {
 	email = NormalizeEmail(email)
 	if err := validateEmail(email); err != nil {
@@ -274,15 +274,17 @@ func (s *Service) ForgotPassword(ctx context.Context, email string, c sessiond.C
 	if sent {
 		s.forgotCost.observe(time.Since(start))
 		s.mailQueued()
-		return nil
 	}
+	// Both kinds wait out the same estimate, so that each answers at
+	// whichever is later, its own work or the estimate, and a late timer
+	// on a loaded machine delays them alike.
 	s.forgotCost.padFrom(ctx, start)
 	return nil
 }
 
 // costEstimate is how long a request that writes takes — the median of
 // the latest ones, which an outlier (a slow fsync, a GC pause) does not
-// move — and what a request that writes nothing waits out. Padding
+// move — and what every request of its kind waits out. Padding
 // statements alone do not hide the difference: writing a token, an event
 // and a mail row (and committing them) costs more than statements that
 // change nothing, measurably so on SQLite, and the time would tell whether
