@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -152,4 +153,57 @@ func testSecretsReencryptCommand(t *testing.T, url string) {
 	if err == nil || !strings.Contains(err.Error(), "SESSIOND_ENCRYPTION_KEY: ") || strings.Contains(err.Error(), "\n") || sctx.Err() != nil {
 		t.Fatalf("serve without the key: got %v (context: %v), want at once one line naming SESSIOND_ENCRYPTION_KEY", err, sctx.Err())
 	}
+
+	testTOTPAcrossKeyRotation(t, url, key)
+}
+
+// testTOTPAcrossKeyRotation: a TOTP secret enrolled under key A (the
+// database's key) is resealed by `secrets reencrypt` with NEW,A, so that
+// after a restart with NEW alone the user still finishes an MFA login with
+// a code of the secret shown at enrolment.
+func testTOTPAcrossKeyRotation(t *testing.T, url, keyA string) {
+	ctx := context.Background()
+	e := newTestEnv(t, url, func(c *app.Config) { c.EncryptionKey = keyA })
+	e.signup("totp@example.com")
+	secret, _ := e.enrolTOTP(e.login("totp@example.com").AT)
+	e.srv.Close() // the instance stops before the key goes
+
+	keyB := seal.Generate()
+	env := func(key string) func(string) string {
+		return getenvFrom(map[string]string{"SESSIOND_DATABASE_URL": url, "SESSIOND_ENCRYPTION_KEY": key})
+	}
+	var out bytes.Buffer
+	if err := run(ctx, []string{"secrets", "reencrypt"}, env(keyB+","+keyA), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	// Every value under A is rewritten: the signing keys, the two MAC
+	// secrets and the TOTP secret, at least five.
+	if n := reencrypted(t, out.String()); n < 5 {
+		t.Errorf("reencrypt to NEW: %d secrets, want every one (signing keys, MAC secrets, the TOTP secret)", n)
+	}
+	// With NEW alone every stored value opens, and none is left to seal.
+	out.Reset()
+	if err := run(ctx, []string{"secrets", "reencrypt"}, env(keyB), &out, io.Discard); err != nil || reencrypted(t, out.String()) != 0 {
+		t.Fatalf("reencrypt with NEW alone: got %q, %v; want every value open and sealed by NEW already", out.String(), err)
+	}
+
+	restarted := newTestEnvWith(t, withEncryptionKey(e.cfg, keyB), nil, e.clock)
+	tok := restarted.mfaToken("totp@example.com")
+	r := restarted.loginMFA(tok, map[string]string{"code": restarted.totpCode(secret, 0)}).want(t, 200, "")
+	restarted.call("GET", "/v1/me", nil, r.str("access_token")).want(t, 200, "")
+}
+
+func withEncryptionKey(cfg app.Config, key string) app.Config {
+	cfg.EncryptionKey = key
+	return cfg
+}
+
+// reencrypted is the count `secrets reencrypt` printed in out.
+func reencrypted(t *testing.T, out string) int {
+	t.Helper()
+	var n int
+	if _, err := fmt.Sscanf(out, "re-encrypted %d secrets", &n); err != nil {
+		t.Fatalf("reencrypt printed %q: %v", out, err)
+	}
+	return n
 }
