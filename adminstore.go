@@ -105,6 +105,9 @@ type AdminStore interface {
 	// secrets (Kind SecretKindWebhook, Name the endpoint id, Value the
 	// stored text).
 	ResealWebhookSecrets(ctx context.Context, reseal func(StoredSecret) ([]byte, error)) (int, error)
+	// ResealTOTPSecrets is ResealSecrets for the TOTP factors' secrets,
+	// pending ones included (Kind SecretKindTOTP, Name the user id).
+	ResealTOTPSecrets(ctx context.Context, reseal func(StoredSecret) ([]byte, error)) (int, error)
 }
 
 // AdminAuthenticator admits admin API calls and records them.

@@ -144,7 +144,7 @@ const (
 // StoredSecret is one secret value as the database holds it (sealed or in
 // the clear), for re-encryption.
 type StoredSecret struct {
-	Kind  string // SecretKindSigningKey or SecretKindServer
+	Kind  string // SecretKindSigningKey, SecretKindServer, SecretKindWebhook or SecretKindTOTP
 	Name  string
 	Value []byte
 }

@@ -21,6 +21,15 @@ type TOTPFactor struct {
 	LastStep int64
 }
 
+// SecretKindTOTP is a TOTP factor's secret, as StoredSecret names it; Name
+// is the user id. A pending enrolment's secret is one too.
+const SecretKindTOTP = "totp"
+
+// TOTPSecretContext is what a user's TOTP secret is sealed for: that
+// user's factor, so that a sealed secret copied into another user's row
+// does not open there.
+func TOTPSecretContext(userID string) string { return SecretKindTOTP + "/" + userID }
+
 // Active reports whether f is a confirmed second factor.
 func (f *TOTPFactor) Active() bool { return f != nil && !f.ConfirmedAt.IsZero() }
 

@@ -55,20 +55,18 @@ var (
 	errNeedsFactor = sessiond.Errorf(sessiond.CodeReauthRequired, "this change needs a second factor: send code (or recovery_code), or reauthenticate with one first")
 )
 
-func totpContext(userID string) string { return "totp/" + userID }
-
 func (s *Service) sealTOTP(userID string, secret []byte) []byte {
 	if s.secrets == nil {
 		return secret
 	}
-	return s.secrets.Seal(totpContext(userID), secret)
+	return s.secrets.Seal(sessiond.TOTPSecretContext(userID), secret)
 }
 
 func (s *Service) openTOTP(f *sessiond.TOTPFactor) ([]byte, error) {
 	if s.secrets == nil {
 		return f.Secret, nil
 	}
-	p, _, err := s.secrets.Open(totpContext(f.UserID), f.Secret)
+	p, _, err := s.secrets.Open(sessiond.TOTPSecretContext(f.UserID), f.Secret)
 	if err != nil {
 		return nil, sessiond.Internal("open totp secret", err)
 	}

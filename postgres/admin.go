@@ -122,55 +122,11 @@ const (
 )
 
 // ResealWebhookSecrets hands every endpoint's stored secret to reseal and
-// stores what it returns, in one transaction holding the rows locked.
+// stores what it returns.
 func (db *DB) ResealWebhookSecrets(ctx context.Context, reseal func(sessiond.StoredSecret) ([]byte, error)) (int, error) {
-	ctx, cancel := db.withTimeout(ctx)
-	defer cancel()
-	n := 0
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		n = 0
-		rows, err := tx.Query(ctx, allWebhookSecrets)
-		if err != nil {
-			return fmt.Errorf("select webhook secrets: %w", err)
-		}
-		stored, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sessiond.StoredSecret, error) {
-			var id, secret string
-			err := row.Scan(&id, &secret)
-			return sessiond.StoredSecret{Kind: sessiond.SecretKindWebhook, Name: id, Value: []byte(secret)}, err
-		})
-		if err != nil {
-			return fmt.Errorf("select webhook secrets: %w", err)
-		}
-		for _, s := range stored {
-			v, err := reseal(s)
-			if err != nil {
-				return &resealError{err}
-			}
-			if v == nil {
-				continue
-			}
-			if _, err := tx.Exec(ctx, updateWebhookSecret, string(v), s.Name); err != nil {
-				return fmt.Errorf("update endpoint %s: %w", s.Name, err)
-			}
-			n++
-		}
-		return nil
-	})
-	var re *resealError
-	if errors.As(err, &re) {
-		return 0, re.err
-	}
-	if err != nil {
-		return 0, storeError("reseal webhook secrets", err)
-	}
-	return n, nil
+	return db.reseal(ctx, "reseal webhook secrets", reseal,
+		sealedColumn{kind: sessiond.SecretKindWebhook, sel: allWebhookSecrets, upd: updateWebhookSecret, text: true})
 }
-
-// resealError carries the reseal function's own error out of the
-// transaction untranslated.
-type resealError struct{ err error }
-
-func (e *resealError) Error() string { return e.err.Error() }
 
 const (
 	createAdminKey = `INSERT INTO admin_keys (name, hash, created_at) VALUES ($1, $2, $3)`

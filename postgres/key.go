@@ -205,60 +205,83 @@ const (
 )
 
 // ResealSecrets hands every stored secret to reseal and stores what it
-// returns, in one transaction that holds the rows locked.
+// returns.
 func (db *DB) ResealSecrets(ctx context.Context, reseal func(sessiond.StoredSecret) ([]byte, error)) (int, error) {
+	return db.reseal(ctx, "reseal secrets", reseal,
+		sealedColumn{kind: sessiond.SecretKindServer, sel: allSecrets, upd: updateSecret},
+		sealedColumn{kind: sessiond.SecretKindSigningKey, sel: allKeySecrets, upd: updateKeySecret})
+}
+
+// sealedColumn is a column of stored secrets, for reseal: sel reads its
+// (name, value) rows FOR UPDATE, upd ($1 value, $2 name) writes one back,
+// and text says that the column is text rather than bytea.
+type sealedColumn struct {
+	kind, sel, upd string
+	text           bool
+}
+
+// reseal is the loop of every Reseal method: each row of cols is handed to
+// fn and what it returns replaces the value (nil: keep), in one
+// transaction that holds the rows locked from read to commit, so that no
+// value written in between is lost. An error of fn comes back as it is,
+// with nothing changed.
+func (db *DB) reseal(ctx context.Context, op string, fn func(sessiond.StoredSecret) ([]byte, error), cols ...sealedColumn) (int, error) {
 	ctx, cancel := db.withTimeout(ctx)
 	defer cancel()
-	var (
-		n         int
-		resealErr error
-	)
+	n := 0
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		n, resealErr = 0, nil
-		var stored []sessiond.StoredSecret
-		for _, q := range []struct{ kind, query string }{
-			{sessiond.SecretKindServer, allSecrets},
-			{sessiond.SecretKindSigningKey, allKeySecrets},
-		} {
-			rows, err := tx.Query(ctx, q.query)
+		n = 0
+		for _, c := range cols {
+			rows, err := tx.Query(ctx, c.sel)
 			if err != nil {
-				return fmt.Errorf("select %s: %w", q.kind, err)
+				return fmt.Errorf("select %s: %w", c.kind, err)
 			}
-			got, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sessiond.StoredSecret, error) {
-				s := sessiond.StoredSecret{Kind: q.kind}
-				err := row.Scan(&s.Name, &s.Value)
+			stored, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sessiond.StoredSecret, error) {
+				s := sessiond.StoredSecret{Kind: c.kind}
+				if !c.text {
+					err := row.Scan(&s.Name, &s.Value)
+					return s, err
+				}
+				var text string
+				err := row.Scan(&s.Name, &text)
+				s.Value = []byte(text)
 				return s, err
 			})
 			if err != nil {
-				return fmt.Errorf("select %s: %w", q.kind, err)
+				return fmt.Errorf("select %s: %w", c.kind, err)
 			}
-			stored = append(stored, got...)
-		}
-		for _, s := range stored {
-			v, err := reseal(s)
-			if err != nil {
-				resealErr = err
-				return err
+			for _, s := range stored {
+				v, err := fn(s)
+				if err != nil {
+					return &resealError{err}
+				}
+				if v == nil {
+					continue
+				}
+				var value any = v
+				if c.text {
+					value = string(v)
+				}
+				if _, err := tx.Exec(ctx, c.upd, value, s.Name); err != nil {
+					return fmt.Errorf("update %s %q: %w", s.Kind, s.Name, err)
+				}
+				n++
 			}
-			if v == nil {
-				continue
-			}
-			q := updateSecret
-			if s.Kind == sessiond.SecretKindSigningKey {
-				q = updateKeySecret
-			}
-			if _, err := tx.Exec(ctx, q, v, s.Name); err != nil {
-				return fmt.Errorf("update %s %q: %w", s.Kind, s.Name, err)
-			}
-			n++
 		}
 		return nil
 	})
-	if resealErr != nil {
-		return 0, resealErr
+	var re *resealError
+	if errors.As(err, &re) {
+		return 0, re.err
 	}
 	if err != nil {
-		return 0, storeError("reseal secrets", err)
+		return 0, storeError(op, err)
 	}
 	return n, nil
 }
+
+// resealError carries the reseal function's own error out of the
+// transaction untranslated.
+type resealError struct{ err error }
+
+func (e *resealError) Error() string { return e.err.Error() }

@@ -51,6 +51,21 @@ RETURNING hash, user_id, created_at, expires_at, attempts`
 	setSessionAuth = `UPDATE sessions SET amr = $1, auth_time = $2 WHERE id = $3 AND user_id = $4`
 )
 
+const (
+	// Locked until commit, so that an enrolment replacing a pending
+	// secret meanwhile waits instead of being overwritten with the old
+	// secret resealed.
+	allTOTPSecrets   = `SELECT user_id, secret FROM totp_factors ORDER BY user_id FOR UPDATE`
+	updateTOTPSecret = `UPDATE totp_factors SET secret = $1 WHERE user_id = $2`
+)
+
+// ResealTOTPSecrets hands every TOTP factor's stored secret, pending or
+// confirmed, to reseal and stores what it returns.
+func (db *DB) ResealTOTPSecrets(ctx context.Context, reseal func(sessiond.StoredSecret) ([]byte, error)) (int, error) {
+	return db.reseal(ctx, "reseal totp secrets", reseal,
+		sealedColumn{kind: sessiond.SecretKindTOTP, sel: allTOTPSecrets, upd: updateTOTPSecret})
+}
+
 func isForeignKey(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == codeForeignKeyViolation

@@ -141,50 +141,10 @@ const (
 )
 
 // ResealWebhookSecrets hands every endpoint's stored secret to reseal and
-// stores what it returns, in one write transaction.
+// stores what it returns.
 func (db *DB) ResealWebhookSecrets(ctx context.Context, reseal func(sessiond.StoredSecret) ([]byte, error)) (int, error) {
-	ctx, cancel := db.ctx(ctx)
-	defer cancel()
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, storeError("reseal webhook secrets", err)
-	}
-	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, allWebhookSecrets)
-	if err != nil {
-		return 0, storeError("reseal webhook secrets", err)
-	}
-	var stored []sessiond.StoredSecret
-	for rows.Next() {
-		var id, secret string
-		if err := rows.Scan(&id, &secret); err != nil {
-			rows.Close()
-			return 0, storeError("reseal webhook secrets", err)
-		}
-		stored = append(stored, sessiond.StoredSecret{Kind: sessiond.SecretKindWebhook, Name: id, Value: []byte(secret)})
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, storeError("reseal webhook secrets", err)
-	}
-	n := 0
-	for _, s := range stored {
-		v, err := reseal(s)
-		if err != nil {
-			return 0, err
-		}
-		if v == nil {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, updateWebhookSecret, string(v), s.Name); err != nil {
-			return 0, storeError("reseal webhook secrets", fmt.Errorf("update endpoint %s: %w", s.Name, err))
-		}
-		n++
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, storeError("reseal webhook secrets", fmt.Errorf("commit: %w", err))
-	}
-	return n, nil
+	return db.reseal(ctx, "reseal webhook secrets", reseal,
+		sealedColumn{kind: sessiond.SecretKindWebhook, sel: allWebhookSecrets, upd: updateWebhookSecret, text: true})
 }
 
 const (

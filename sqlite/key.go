@@ -187,47 +187,60 @@ const (
 )
 
 // ResealSecrets hands every stored secret to reseal and stores what it
-// returns, in one write transaction (SQLite's single writer keeps the rows
-// from changing under it).
+// returns.
 func (db *DB) ResealSecrets(ctx context.Context, reseal func(sessiond.StoredSecret) ([]byte, error)) (int, error) {
+	return db.reseal(ctx, "reseal secrets", reseal,
+		sealedColumn{kind: sessiond.SecretKindServer, sel: allSecrets, upd: updateSecret},
+		sealedColumn{kind: sessiond.SecretKindSigningKey, sel: allKeySecrets, upd: updateKeySecret})
+}
+
+// sealedColumn is a column of stored secrets, for reseal: sel reads its
+// (name, value) rows, upd (value, name) writes one back, and text says
+// that the column holds text rather than bytes (a STRICT table refuses
+// the other).
+type sealedColumn struct {
+	kind, sel, upd string
+	text           bool
+}
+
+// reseal is the loop of every Reseal method: each row of cols is handed to
+// fn and what it returns replaces the value (nil: keep), in one write
+// transaction (SQLite's single writer keeps the rows from changing under
+// it). An error of fn comes back as it is, with nothing changed.
+func (db *DB) reseal(ctx context.Context, op string, fn func(sessiond.StoredSecret) ([]byte, error), cols ...sealedColumn) (int, error) {
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, storeError("reseal secrets", err)
+		return 0, storeError(op, err)
 	}
 	defer tx.Rollback()
-	var stored []sessiond.StoredSecret
-	for _, q := range []struct{ kind, query string }{
-		{sessiond.SecretKindServer, allSecrets},
-		{sessiond.SecretKindSigningKey, allKeySecrets},
-	} {
-		got, err := scanSecrets(ctx, tx, q.kind, q.query)
-		if err != nil {
-			return 0, storeError("reseal secrets", err)
-		}
-		stored = append(stored, got...)
-	}
 	n := 0
-	for _, s := range stored {
-		v, err := reseal(s)
+	for _, c := range cols {
+		stored, err := scanSecrets(ctx, tx, c.kind, c.sel)
 		if err != nil {
-			return 0, err
+			return 0, storeError(op, err)
 		}
-		if v == nil {
-			continue
+		for _, s := range stored {
+			v, err := fn(s)
+			if err != nil {
+				return 0, err
+			}
+			if v == nil {
+				continue
+			}
+			var value any = v
+			if c.text {
+				value = string(v)
+			}
+			if _, err := tx.ExecContext(ctx, c.upd, value, s.Name); err != nil {
+				return 0, storeError(op, fmt.Errorf("update %s %q: %w", s.Kind, s.Name, err))
+			}
+			n++
 		}
-		q := updateSecret
-		if s.Kind == sessiond.SecretKindSigningKey {
-			q = updateKeySecret
-		}
-		if _, err := tx.ExecContext(ctx, q, v, s.Name); err != nil {
-			return 0, storeError("reseal secrets", fmt.Errorf("update %s %q: %w", s.Kind, s.Name, err))
-		}
-		n++
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, storeError("reseal secrets", fmt.Errorf("commit: %w", err))
+		return 0, storeError(op, fmt.Errorf("commit: %w", err))
 	}
 	return n, nil
 }

@@ -46,7 +46,17 @@ RETURNING hash, user_id, created_at, expires_at, attempts`
 	deleteMFAChallenge = `DELETE FROM mfa_challenges WHERE hash = ?`
 
 	setSessionAuth = `UPDATE sessions SET amr = ?, auth_time = ? WHERE id = ? AND user_id = ?`
+
+	allTOTPSecrets   = `SELECT user_id, secret FROM totp_factors ORDER BY user_id`
+	updateTOTPSecret = `UPDATE totp_factors SET secret = ? WHERE user_id = ?`
 )
+
+// ResealTOTPSecrets hands every TOTP factor's stored secret, pending or
+// confirmed, to reseal and stores what it returns.
+func (db *DB) ResealTOTPSecrets(ctx context.Context, reseal func(sessiond.StoredSecret) ([]byte, error)) (int, error) {
+	return db.reseal(ctx, "reseal totp secrets", reseal,
+		sealedColumn{kind: sessiond.SecretKindTOTP, sel: allTOTPSecrets, upd: updateTOTPSecret})
+}
 
 func (t *tx) TOTPFactor(userID string) (*sessiond.TOTPFactor, error) {
 	var f sessiond.TOTPFactor

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"crypto/sha256"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +13,8 @@ import (
 // testMFA proves the second-factor statements: an enrolment never replaces
 // a confirmed factor; a step is accepted once, also concurrently; a
 // recovery code is used once; an MFA challenge counts its attempts up to
-// the maximum and is swept when expired.
+// the maximum and is swept when expired; resealing rewrites every
+// factor's secret, pending ones too, or none.
 func testMFA(t *testing.T, open opener) {
 	tx := func(t *testing.T, st store, fn sessiond.TxFunc) {
 		t.Helper()
@@ -116,6 +118,78 @@ func testMFA(t *testing.T, open opener) {
 				t.Fatalf("a code of the old set: got %v, %v; want false", ok, err)
 			}
 			return nil
+		})
+	})
+	t.Run("ResealTOTPSecrets sees pending and confirmed factors and stores what it returns", func(t *testing.T) {
+		st := open(t)
+		as, ok := st.Store.(sessiond.AdminStore)
+		if !ok {
+			t.Skip("store has no ResealTOTPSecrets")
+		}
+		ada, bob := newUser(t, st, "ada@example.com"), newUser(t, st, "bob@example.com")
+		tx(t, st, func(tx sessiond.Tx) error {
+			for _, u := range []*sessiond.User{ada, bob} {
+				if _, err := tx.PutPendingTOTP(&sessiond.TOTPFactor{UserID: u.ID, Secret: []byte("s-" + u.Email), CreatedAt: t0}); err != nil {
+					return err
+				}
+			}
+			_, err := tx.ConfirmTOTP(ada.ID, []byte("s-"+ada.Email), 7, t0)
+			return err
+		})
+		secrets := func() map[string]string {
+			got := map[string]string{}
+			tx(t, st, func(tx sessiond.Tx) error {
+				for _, u := range []*sessiond.User{ada, bob} {
+					f, err := tx.TOTPFactor(u.ID)
+					if err != nil {
+						return err
+					}
+					got[u.ID] = string(f.Secret)
+				}
+				return nil
+			})
+			return got
+		}
+		boom := errors.New("boom")
+		calls := 0
+		_, err := as.ResealTOTPSecrets(ctx(t), func(v sessiond.StoredSecret) ([]byte, error) {
+			if calls++; calls == 2 {
+				return nil, boom
+			}
+			return []byte("replaced"), nil
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("a failing reseal: got %v, want its error", err)
+		}
+		if got := secrets(); got[ada.ID] != "s-ada@example.com" || got[bob.ID] != "s-bob@example.com" {
+			t.Fatalf("after a failing reseal: got %v, want both unchanged", got)
+		}
+
+		seen := map[string]string{}
+		n, err := as.ResealTOTPSecrets(ctx(t), func(v sessiond.StoredSecret) ([]byte, error) {
+			if v.Kind != sessiond.SecretKindTOTP {
+				t.Errorf("kind: got %q, want %q", v.Kind, sessiond.SecretKindTOTP)
+			}
+			seen[v.Name] = string(v.Value)
+			if v.Name == bob.ID {
+				return nil, nil
+			}
+			return append([]byte("new:"), v.Value...), nil
+		})
+		mustOK(t, err, "ResealTOTPSecrets")
+		if n != 1 || len(seen) != 2 || seen[ada.ID] != "s-ada@example.com" || seen[bob.ID] != "s-bob@example.com" {
+			t.Fatalf("reseal: got %d replaced, saw %v; want 1, both factors by user id", n, seen)
+		}
+		if got := secrets(); got[ada.ID] != "new:s-ada@example.com" || got[bob.ID] != "s-bob@example.com" {
+			t.Errorf("after reseal: got %v, want ada's replaced, bob's kept", got)
+		}
+		// The factor is otherwise untouched: still confirmed, same step.
+		tx(t, st, func(tx sessiond.Tx) error {
+			f, err := tx.TOTPFactor(ada.ID)
+			if err != nil || !f.Active() || f.LastStep != 7 {
+				t.Errorf("ada's factor after reseal: got %+v, %v; want confirmed at step 7", f, err)
+			}
+			return err
 		})
 	})
 	t.Run("challenge attempts and sweep", func(t *testing.T) {

@@ -69,7 +69,7 @@ it made: given an admin key in SESSIOND_BENCH_ADMIN_KEY (sessiond admin-keys
 create), it deletes the users it signed up (bench-*@example.com) through the
 admin API; without one it ends their sessions, and the users stay.`},
 	"secrets": {usage: "sessiond secrets reencrypt [flags]", text: `Re-seal every secret stored in an existing database (signing keys, refresh and
-login-throttle MAC secrets, webhook signing secrets) under the newest key of SESSIOND_ENCRYPTION_KEY,
+login-throttle MAC secrets, webhook signing secrets, TOTP secrets) under the newest key of SESSIOND_ENCRYPTION_KEY,
 encrypting those still stored in the clear. Every value is opened first, so a
 missing old key or a tampered value changes nothing.`,
 		flags: []string{"database-url", "db-timeout", "encryption-key-file"}},

@@ -11,9 +11,10 @@ import (
 )
 
 // runSecrets is `sessiond secrets reencrypt`: seal every stored secret
-// (signing keys' private parts, server secrets, webhook signing secrets) under the newest key of
-// SESSIOND_ENCRYPTION_KEY, including those still stored in the clear. Run
-// it after adding a key in front of the list; then the old key can go.
+// (signing keys' private parts, server secrets, webhook signing secrets,
+// TOTP secrets) under the newest key of SESSIOND_ENCRYPTION_KEY, including
+// those still stored in the clear. Run it after adding a key in front of
+// the list; then the old key can go.
 func runSecrets(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	switch {
 	case len(args) > 0 && isHelpFlag(args[0]):

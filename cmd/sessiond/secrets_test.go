@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -107,9 +108,10 @@ func testNoPlaintextSecrets(t *testing.T, encryptionKey string) {
 }
 
 // TestSecretsReencryptCommand: `sessiond secrets reencrypt` seals the
-// secrets of a database made without a key; `serve` then refuses to start
-// without the key, with one line naming SESSIOND_ENCRYPTION_KEY, and keys
-// rotated in with the key set are sealed too. On PostgreSQL, where serve
+// secrets of a database made without a key, a TOTP secret among them;
+// `serve` then refuses to start without the key, with one line naming
+// SESSIOND_ENCRYPTION_KEY, and keys rotated in with the key set are sealed
+// too. After a rotation to a new key, TOTP logins still finish. On PostgreSQL, where serve
 // waits out an unreachable database, the refusal comes at once: a missing
 // key is not an outage to wait for.
 func TestSecretsReencryptCommand(t *testing.T) {
@@ -120,7 +122,10 @@ func TestSecretsReencryptCommand(t *testing.T) {
 }
 
 func testSecretsReencryptCommand(t *testing.T, url string) {
-	newTestEnv(t, url, nil) // creates the signing key and the MAC secrets in the clear
+	keyless := newTestEnv(t, url, nil) // creates the signing key and the MAC secrets in the clear
+	keyless.signup("clear@example.com")
+	clearSecret, _ := keyless.enrolTOTP(keyless.login("clear@example.com").AT)
+	keyless.srv.Close()
 	key := seal.Generate()
 	ctx := context.Background()
 	withKey := getenvFrom(map[string]string{"SESSIOND_DATABASE_URL": url, "SESSIOND_ENCRYPTION_KEY": key})
@@ -134,8 +139,8 @@ func testSecretsReencryptCommand(t *testing.T, url string) {
 	if err := run(ctx, []string{"secrets", "reencrypt"}, withKey, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(out.String(), "re-encrypted 3 secrets") {
-		t.Errorf("reencrypt printed %q, want 3 secrets (the signing key, the refresh and throttle MAC secrets)", out.String())
+	if !strings.HasPrefix(out.String(), "re-encrypted 4 secrets") {
+		t.Errorf("reencrypt printed %q, want 4 secrets (the signing key, the refresh and throttle MAC secrets, the TOTP secret)", out.String())
 	}
 	if err := run(ctx, []string{"keys", "rotate", "-activate-after", "0"}, withKey, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
@@ -152,4 +157,61 @@ func testSecretsReencryptCommand(t *testing.T, url string) {
 	if err == nil || !strings.Contains(err.Error(), "SESSIOND_ENCRYPTION_KEY: ") || strings.Contains(err.Error(), "\n") || sctx.Err() != nil {
 		t.Fatalf("serve without the key: got %v (context: %v), want at once one line naming SESSIOND_ENCRYPTION_KEY", err, sctx.Err())
 	}
+
+	testTOTPAcrossKeyRotation(t, url, key, map[string]string{"clear@example.com": clearSecret})
+}
+
+// testTOTPAcrossKeyRotation: a TOTP secret enrolled under key A (the
+// database's key) is resealed by `secrets reencrypt` with NEW,A, so that
+// after a restart with NEW alone its user, and those of enrolled (email to
+// secret, sealed under A already), still finish an MFA login with a code
+// of the secret shown at enrolment.
+func testTOTPAcrossKeyRotation(t *testing.T, url, keyA string, enrolled map[string]string) {
+	ctx := context.Background()
+	e := newTestEnv(t, url, func(c *app.Config) { c.EncryptionKey = keyA })
+	e.signup("totp@example.com")
+	enrolled["totp@example.com"], _ = e.enrolTOTP(e.login("totp@example.com").AT)
+	e.srv.Close() // the instance stops before the key goes
+
+	keyB := seal.Generate()
+	env := func(key string) func(string) string {
+		return getenvFrom(map[string]string{"SESSIOND_DATABASE_URL": url, "SESSIOND_ENCRYPTION_KEY": key})
+	}
+	var out bytes.Buffer
+	if err := run(ctx, []string{"secrets", "reencrypt"}, env(keyB+","+keyA), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	// Every value under A is rewritten: the signing keys, the two MAC
+	// secrets and the TOTP secrets.
+	if n, want := reencrypted(t, out.String()), 4+len(enrolled); n < want {
+		t.Errorf("reencrypt to NEW: %d secrets, want every one, at least %d (signing keys, MAC secrets, TOTP secrets)", n, want)
+	}
+	// With NEW alone every stored value opens, and none is left to seal.
+	out.Reset()
+	if err := run(ctx, []string{"secrets", "reencrypt"}, env(keyB), &out, io.Discard); err != nil || reencrypted(t, out.String()) != 0 {
+		t.Fatalf("reencrypt with NEW alone: got %q, %v; want every value open and sealed by NEW already", out.String(), err)
+	}
+
+	// e's clock is a step past the latest enrolment: no code is a replay.
+	restarted := newTestEnvWith(t, withEncryptionKey(e.cfg, keyB), nil, e.clock)
+	for email, secret := range enrolled {
+		tok := restarted.mfaToken(email)
+		r := restarted.loginMFA(tok, map[string]string{"code": restarted.totpCode(secret, 0)}).want(t, 200, "")
+		restarted.call("GET", "/v1/me", nil, r.str("access_token")).want(t, 200, "")
+	}
+}
+
+func withEncryptionKey(cfg app.Config, key string) app.Config {
+	cfg.EncryptionKey = key
+	return cfg
+}
+
+// reencrypted is the count `secrets reencrypt` printed in out.
+func reencrypted(t *testing.T, out string) int {
+	t.Helper()
+	var n int
+	if _, err := fmt.Sscanf(out, "re-encrypted %d secrets", &n); err != nil {
+		t.Fatalf("reencrypt printed %q: %v", out, err)
+	}
+	return n
 }

@@ -148,11 +148,11 @@ func (s *sealedStore) PoolStats() []sessiond.PoolStats {
 }
 
 // ReencryptSecrets seals every stored secret (webhook endpoints' signing
-// secrets included) under the newest key of cfg's
-// SESSIOND_ENCRYPTION_KEY: values in the clear, and values sealed under an
-// older key. Every value is opened first, so a value no configured key
-// opens (a missing old key, tampering) stops it with nothing changed. It
-// returns how many values it rewrote.
+// secrets and TOTP factors' secrets included) under the newest key of
+// cfg's SESSIOND_ENCRYPTION_KEY: values in the clear, and values sealed
+// under an older key. Every value is opened first, so a value no
+// configured key opens (a missing old key, tampering) stops it with
+// nothing of its kind changed. It returns how many values it rewrote.
 func ReencryptSecrets(ctx context.Context, db Store, cfg Config) (int, error) {
 	keys, err := cfg.SealKeys()
 	if err != nil {
@@ -165,29 +165,49 @@ func ReencryptSecrets(ctx context.Context, db Store, cfg Config) (int, error) {
 	if s, ok := db.(*sealedStore); ok {
 		raw = s.Store
 	}
-	// The endpoints' secrets first: if the server secrets then fail,
-	// running the command again finishes the job.
-	hooks, err := raw.ResealWebhookSecrets(ctx, func(v sessiond.StoredSecret) ([]byte, error) {
-		return resealWebhookSecret(keys, v)
-	})
-	if err != nil {
-		return 0, err
-	}
-	n, err := raw.ResealSecrets(ctx, func(v sessiond.StoredSecret) ([]byte, error) {
-		context := keyContext(v.Name)
-		if v.Kind == sessiond.SecretKindServer {
-			context = secretContext(v.Name)
-		}
-		p, _, err := keys.Open(context, v.Value)
+	// The signing keys and server secrets go last: New opens them at
+	// start and refuses a database they do not open under, so while
+	// anything before them is not resealed yet, a start without the old
+	// key is refused too, and running the command again finishes the job.
+	total := 0
+	for _, step := range []func(context.Context, func(sessiond.StoredSecret) ([]byte, error)) (int, error){
+		raw.ResealWebhookSecrets,
+		raw.ResealTOTPSecrets,
+		raw.ResealSecrets,
+	} {
+		n, err := step(ctx, func(v sessiond.StoredSecret) ([]byte, error) { return reseal(keys, v) })
 		if err != nil {
-			return nil, err
+			return total, err
 		}
-		if keys.SealedByNewest(v.Value) {
-			return nil, nil
-		}
-		return keys.Seal(context, p), nil
-	})
-	return hooks + n, err
+		total += n
+	}
+	return total, nil
+}
+
+// reseal is ReencryptSecrets' step for one stored value: the value sealed
+// under the newest key, or nil when it is sealed by it already.
+func reseal(keys *seal.Keyring, v sessiond.StoredSecret) ([]byte, error) {
+	var context string
+	switch v.Kind {
+	case sessiond.SecretKindWebhook:
+		return resealWebhookSecret(keys, v)
+	case sessiond.SecretKindTOTP:
+		context = sessiond.TOTPSecretContext(v.Name)
+	case sessiond.SecretKindServer:
+		context = secretContext(v.Name)
+	case sessiond.SecretKindSigningKey:
+		context = keyContext(v.Name)
+	default:
+		return nil, fmt.Errorf("reseal: unknown kind of secret %q", v.Kind)
+	}
+	p, _, err := keys.Open(context, v.Value)
+	if err != nil {
+		return nil, err
+	}
+	if keys.SealedByNewest(v.Value) {
+		return nil, nil
+	}
+	return keys.Seal(context, p), nil
 }
 
 // sealError returns the *seal.Error in err's chain, so that a refusal to
