@@ -50,6 +50,7 @@ const (
 const (
 	MFAMethodTOTP         = "totp"
 	MFAMethodRecoveryCode = "recovery_code"
+	MFAMethodPasskey      = "passkey"
 )
 
 // TOTPEnrollment is what begins a TOTP enrolment: the secret for an
@@ -60,12 +61,19 @@ type TOTPEnrollment struct {
 	QRCode []byte
 }
 
-// SecondFactor is a code a person presents: a TOTP code or a recovery
-// code, exactly one of them set.
+// SecondFactor is a proof a person presents: a TOTP code, a recovery
+// code, or a passkey's assertion (Credential, what
+// PublicKeyCredential.toJSON() returned) for the challenge ChallengeID;
+// exactly one of them set.
 type SecondFactor struct {
 	Code         string
 	RecoveryCode string
+	ChallengeID  string
+	Credential   []byte
 }
+
+// Passkey reports whether f is a passkey's assertion.
+func (f SecondFactor) Passkey() bool { return f.ChallengeID != "" || len(f.Credential) > 0 }
 
 // MFAStatus is what a user has set up of second factors.
 type MFAStatus struct {
