@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -263,4 +264,46 @@ func (e *testEnv) sessionRow(t *testing.T, sid string) *sessiond.Session {
 		t.Fatalf("session %s: %v, %v", sid, sess, err)
 	}
 	return sess
+}
+
+// TestPasskeySecondFactorConcurrent: of concurrent finishes of one
+// passkey step, exactly one opens a session.
+func TestPasskeySecondFactorConcurrent(t *testing.T) {
+	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
+		e := newTestEnv(t, dbURL(t), nil)
+		e.signup("ada@example.com")
+		s := e.login("ada@example.com")
+		a := newSoftAuthenticator(t, testOrigin, testRPID)
+		e.registerPasskey(a, s.AT, "").want(t, 201, "")
+		before := len(e.liveSessions("ada@example.com"))
+		tok := e.passkeyMFAToken("ada@example.com", "passkey")
+		id, opts := e.beginSecondFactor(tok)
+		a.counter = 1
+		body := map[string]any{"mfa_token": tok, "challenge_id": id, "credential": a.get(opts)}
+		const n = 6
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		ok := 0
+		for range n {
+			wg.Go(func() {
+				r := e.call("POST", "/v1/login/mfa", body, "")
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case r.Status == 200:
+					ok++
+				case r.Status == 401 && (r.str("code") == "invalid_credentials" || r.str("code") == "invalid_token"):
+				default:
+					t.Errorf("concurrent finish: got %d %s", r.Status, r.Raw)
+				}
+			})
+		}
+		wg.Wait()
+		if ok != 1 {
+			t.Errorf("%d concurrent finishes: %d signed in, want 1", n, ok)
+		}
+		if got := len(e.liveSessions("ada@example.com")); got != before+1 {
+			t.Errorf("live sessions: got %d, want %d", got, before+1)
+		}
+	})
 }
