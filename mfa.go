@@ -102,13 +102,17 @@ type MFAService interface {
 	// RegenerateRecoveryCodes replaces the recovery codes; same conditions
 	// as DisableTOTP.
 	RegenerateRecoveryCodes(ctx context.Context, p *Principal, f SecondFactor, c ClientInfo) ([]string, error)
-	// LoginMFA finishes a login that answered CodeMFARequired. CodeInvalidToken
-	// for an unknown, used, expired or exhausted mfa_token,
-	// CodeInvalidCredentials for a wrong code, CodeTooManyAttempts,
-	// CodeAccountDisabled.
+	// LoginMFA finishes a login that answered CodeMFARequired, with a code
+	// or with a passkey's assertion for a challenge that
+	// PasskeyService.BeginPasskeyLogin began with the mfa_token.
+	// CodeInvalidToken for an unknown, used, expired or exhausted mfa_token,
+	// CodeInvalidCredentials for a wrong code or passkey,
+	// CodeTooManyAttempts, CodeAccountDisabled.
 	LoginMFA(ctx context.Context, mfaToken string, f SecondFactor, c ClientInfo) (*Tokens, error)
 	// StepUp proves the principal's second factor again: the session's
-	// auth time becomes now and its amr gains "otp".
-	// CodeInvalidCredentials, CodeNotFound if TOTP is off.
+	// auth time becomes now and its amr gains "otp", or for a passkey's
+	// assertion (a challenge of PasskeyService.BeginPasskeyReauth) "hwk"
+	// or "swk". CodeInvalidCredentials, CodeNotFound if TOTP is off (for
+	// a code) or passkeys are (for an assertion).
 	StepUp(ctx context.Context, p *Principal, f SecondFactor, c ClientInfo) error
 }

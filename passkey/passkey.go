@@ -8,10 +8,13 @@
 // Choices, the same for every ceremony:
 //   - resident key required: every passkey is discoverable, so sign-in
 //     needs no email (usernameless);
-//   - user verification required: a passkey login is a complete login,
-//     both factors in one (the device, and the PIN or biometric that
-//     unlocked it), so an authenticator that did not verify its user is
-//     refused rather than taken as one factor;
+//   - user verification required for registration and usernameless
+//     login: a passkey login is a complete login, both factors in one
+//     (the device, and the PIN or biometric that unlocked it), so an
+//     authenticator that did not verify its user is refused rather than
+//     taken as one factor; only preferred where the passkey is one proof
+//     beside another (a password login's second step, a reauthentication
+//     of a live session), for a user whose credentials the options list;
 //   - attestation "none": sessiond does not restrict authenticator models,
 //     and asking for attestation would only cost users a privacy prompt;
 //   - algorithms pinned to ES256, EdDSA and RS256.
