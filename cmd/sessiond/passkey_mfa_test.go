@@ -167,7 +167,8 @@ func TestPasskeySecondFactor(t *testing.T) {
 }
 
 // TestPasskeyAndTOTPMethods: a user with TOTP and a passkey is offered all
-// three methods, and each finishes the login.
+// three methods, and each finishes the login; a session the passkey
+// finished counts as one that gave a second factor.
 func TestPasskeyAndTOTPMethods(t *testing.T) {
 	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
 		e := newTestEnv(t, dbURL(t), nil)
@@ -190,6 +191,9 @@ func TestPasskeyAndTOTPMethods(t *testing.T) {
 		if got := amrOf(t, r.str("access_token")); !slices.Equal(got, []string{"pwd", "hwk", "user"}) {
 			t.Errorf("amr with a passkey: got %v, want [pwd hwk user]", got)
 		}
+		// The passkey was this session's second factor: changing the
+		// second factors needs no code.
+		e.call("POST", "/v1/mfa/recovery-codes", nil, r.str("access_token")).want(t, 200, "")
 	})
 }
 
