@@ -34,11 +34,15 @@ type AccountToken struct {
 	UsedAt    time.Time // zero until consumed
 }
 
-// Reauth is the proof of a reauthentication: the password, or (with a
-// second factor) a current one-time code. Exactly one is given.
+// Reauth is the proof of a reauthentication: the password, (with a
+// second factor) a current one-time code, or the assertion of one of the
+// user's passkeys for a challenge of PasskeyService.BeginPasskeyReauth.
+// Exactly one is given.
 type Reauth struct {
-	Password string
-	Code     string
+	Password    string
+	Code        string
+	ChallengeID string
+	Credential  []byte
 }
 
 // AccountService is the account flows of the public API: password reset

@@ -59,6 +59,7 @@ const (
 const (
 	MFAMethodTOTP         = "totp"
 	MFAMethodRecoveryCode = "recovery_code"
+	MFAMethodPasskey      = "passkey"
 )
 
 // TOTPEnrollment is what begins a TOTP enrolment: the secret for an
@@ -69,12 +70,19 @@ type TOTPEnrollment struct {
 	QRCode []byte
 }
 
-// SecondFactor is a code a person presents: a TOTP code or a recovery
-// code, exactly one of them set.
+// SecondFactor is a proof a person presents: a TOTP code, a recovery
+// code, or a passkey's assertion (Credential, what
+// PublicKeyCredential.toJSON() returned) for the challenge ChallengeID;
+// exactly one of them set.
 type SecondFactor struct {
 	Code         string
 	RecoveryCode string
+	ChallengeID  string
+	Credential   []byte
 }
+
+// Passkey reports whether f is a passkey's assertion.
+func (f SecondFactor) Passkey() bool { return f.ChallengeID != "" || len(f.Credential) > 0 }
 
 // MFAStatus is what a user has set up of second factors.
 type MFAStatus struct {
@@ -103,13 +111,17 @@ type MFAService interface {
 	// RegenerateRecoveryCodes replaces the recovery codes; same conditions
 	// as DisableTOTP.
 	RegenerateRecoveryCodes(ctx context.Context, p *Principal, f SecondFactor, c ClientInfo) ([]string, error)
-	// LoginMFA finishes a login that answered CodeMFARequired. CodeInvalidToken
-	// for an unknown, used, expired or exhausted mfa_token,
-	// CodeInvalidCredentials for a wrong code, CodeTooManyAttempts,
-	// CodeAccountDisabled.
+	// LoginMFA finishes a login that answered CodeMFARequired, with a code
+	// or with a passkey's assertion for a challenge that
+	// PasskeyService.BeginPasskeyLogin began with the mfa_token.
+	// CodeInvalidToken for an unknown, used, expired or exhausted mfa_token,
+	// CodeInvalidCredentials for a wrong code or passkey,
+	// CodeTooManyAttempts, CodeAccountDisabled.
 	LoginMFA(ctx context.Context, mfaToken string, f SecondFactor, c ClientInfo) (*Tokens, error)
 	// StepUp proves the principal's second factor again: the session's
-	// auth time becomes now and its amr gains "otp".
-	// CodeInvalidCredentials, CodeNotFound if TOTP is off.
+	// auth time becomes now and its amr gains "otp", or for a passkey's
+	// assertion (a challenge of PasskeyService.BeginPasskeyReauth) "hwk"
+	// or "swk". CodeInvalidCredentials, CodeNotFound if TOTP is off (for
+	// a code) or passkeys are (for an assertion).
 	StepUp(ctx context.Context, p *Principal, f SecondFactor, c ClientInfo) error
 }

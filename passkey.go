@@ -16,10 +16,15 @@ import (
 // package auth's, run in one store transaction through PasskeyTx.
 
 // Ceremony kinds of a PasskeyChallenge: a challenge begun for one kind
-// cannot finish the other.
+// cannot finish another.
 const (
 	PasskeyRegister = "register"
 	PasskeyLogin    = "login"
+	// PasskeySecondFactor is the second step of a password login, for the
+	// user of one mfa_token; PasskeyReauth proves the user of one session
+	// again.
+	PasskeySecondFactor = "mfa"
+	PasskeyReauth       = "reauth"
 )
 
 // PasskeyChallengeTTL is how long a ceremony may take from begin to finish.
@@ -28,10 +33,12 @@ const PasskeyChallengeTTL = 5 * time.Minute
 // PasskeyChallenge is the relying party's half of a ceremony in progress.
 type PasskeyChallenge struct {
 	ID   string // the challenge_id the client sends back with its answer
-	Kind string // PasskeyRegister or PasskeyLogin
-	// UserID and SessionID bind a registration to the user, and the
-	// session, that began it; empty for a login, whose user is not known
-	// until the authenticator names it.
+	Kind string // PasskeyRegister, PasskeyLogin, PasskeySecondFactor or PasskeyReauth
+	// UserID binds the challenge to its user, and SessionID to the session
+	// that began it (a registration, a reauthentication) or, for a second
+	// factor, to the hash of the mfa_token it answers; both are empty for a
+	// usernameless login, whose user is not known until the authenticator
+	// names it.
 	UserID    string
 	SessionID string
 	State     []byte // the relying party's ceremony state, opaque here
@@ -136,11 +143,13 @@ type RelyingParty interface {
 	BeginRegistration(u PasskeyUser, exclude [][]byte) (options, state []byte, err error)
 	// FinishRegistration verifies a new credential against state.
 	FinishRegistration(u PasskeyUser, state, credential []byte) (*PasskeyVerified, error)
-	// BeginLogin returns request options for a discoverable credential and
-	// the state FinishLogin needs.
-	BeginLogin() (options, state []byte, err error)
+	// BeginLogin returns request options and the state FinishLogin needs:
+	// with u nil, for any discoverable credential, user verification
+	// required (a complete login); otherwise for u's credentials allow,
+	// user verification preferred (a proof beside another one).
+	BeginLogin(u *PasskeyUser, allow [][]byte) (options, state []byte, err error)
 	// ParseAssertion parses a login answer, so that its passkey can be
-	// looked up before it is verified.
+	// looked up before it is verified. The user handle may be empty.
 	ParseAssertion(credential []byte) (*PasskeyAssertion, error)
 	// FinishLogin verifies a against state and the stored passkey p.
 	FinishLogin(state []byte, a *PasskeyAssertion, p *Passkey) (*PasskeyVerified, error)
@@ -169,8 +178,15 @@ type PasskeyService interface {
 	RenamePasskey(ctx context.Context, p *Principal, id, name string) (*Passkey, error)
 	// DeletePasskey removes one of them. CodeNotFound, CodeReauthRequired.
 	DeletePasskey(ctx context.Context, p *Principal, id string, c ClientInfo) error
-	// BeginPasskeyLogin starts a usernameless login. CodeRateLimited.
-	BeginPasskeyLogin(ctx context.Context, c ClientInfo) (*PasskeyCeremony, error)
+	// BeginPasskeyLogin starts a usernameless login or, given the
+	// mfa_token of a password login that answered CodeMFARequired, that
+	// login's second step (finished by MFAService.LoginMFA) for the user's
+	// passkeys. CodeRateLimited; CodeInvalidToken for a bad mfa_token.
+	BeginPasskeyLogin(ctx context.Context, mfaToken string, c ClientInfo) (*PasskeyCeremony, error)
+	// BeginPasskeyReauth starts a reauthentication of the principal's
+	// session with one of its user's passkeys (finished by
+	// AccountService.Reauthenticate). CodeNotFound if the user has none.
+	BeginPasskeyReauth(ctx context.Context, p *Principal) (*PasskeyCeremony, error)
 	// FinishPasskeyLogin verifies the assertion and opens a session under
 	// the cap. CodeInvalidCredentials for an answer that does not prove a
 	// registered passkey with user verification, CodeAccountDisabled.

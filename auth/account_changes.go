@@ -292,23 +292,30 @@ func deleteUser(tx sessiond.Tx, now time.Time, o Origin, id string) error {
 	return record(tx, now, o.event(sessiond.EventUserDeleted, id, "", nil))
 }
 
-var errNoReauthProof = sessiond.Errorf(sessiond.CodeInvalidRequest, "give either password or code")
+var errNoReauthProof = sessiond.Errorf(sessiond.CodeInvalidRequest, "give exactly one of password, code, or a passkey's challenge_id and credential")
 
 // Reauthenticate checks the proof and stamps the principal's session's
 // auth time with now, which Authenticate reads at once and the next
 // refresh puts in the access token's auth_time.
 func (s *Service) Reauthenticate(ctx context.Context, p *sessiond.Principal, r sessiond.Reauth, c sessiond.ClientInfo) error {
-	if (r.Password == "") == (r.Code == "") {
+	passkey := r.ChallengeID != "" || len(r.Credential) > 0
+	proofs := 0
+	for _, given := range []bool{r.Password != "", r.Code != "", passkey} {
+		if given {
+			proofs++
+		}
+	}
+	if proofs != 1 {
 		return errNoReauthProof
 	}
 	u, err := s.Me(ctx, p)
 	if err != nil {
 		return err
 	}
-	if r.Code != "" {
-		// A code is the second factor's proof: the step-up of mfa.go,
-		// which also adds otp to the session's amr.
-		return s.StepUp(ctx, p, sessiond.SecondFactor{Code: r.Code}, c)
+	if r.Code != "" || passkey {
+		// A code or a passkey is a second factor's proof: the step-up of
+		// mfa.go, which also adds it to the session's amr.
+		return s.StepUp(ctx, p, sessiond.SecondFactor{Code: r.Code, ChallengeID: r.ChallengeID, Credential: r.Credential}, c)
 	}
 	if err := s.confirmPassword(ctx, u, r.Password, c); err != nil {
 		return err

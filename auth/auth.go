@@ -410,12 +410,12 @@ func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.Client
 				return err
 			}
 		}
-		f, err := tx.TOTPFactor(u.ID)
+		methods, err := s.loginMethods(tx, u.ID)
 		if err != nil {
 			return err
 		}
-		if f.Active() {
-			second, err = mfaRequired(tx, u.ID, now)
+		if len(methods) > 0 {
+			second, err = mfaRequired(tx, u.ID, methods, now)
 			return err
 		}
 		_, evicted, err = openSession(tx, sess, now, s.policy, sessiond.MethodPassword, o)

@@ -40,8 +40,35 @@ type Sealer interface {
 
 var _ sessiond.MFAService = (*Service)(nil)
 
-// loginMethods are the second factors a login with TOTP on may finish with.
-var loginMethods = []string{sessiond.MFAMethodTOTP, sessiond.MFAMethodRecoveryCode}
+// loginMethods are the second factors a login may finish with: TOTP and
+// its recovery codes when TOTP is on, passkey when the user has one (and
+// passkeys are served); none means the password is the whole login.
+func (s *Service) loginMethods(tx sessiond.Tx, userID string) ([]string, error) {
+	var methods []string
+	f, err := tx.TOTPFactor(userID)
+	if err != nil {
+		return nil, err
+	}
+	if f.Active() {
+		methods = append(methods, sessiond.MFAMethodTOTP, sessiond.MFAMethodRecoveryCode)
+	}
+	if s.rp != nil {
+		pks, err := tx.UserPasskeys(userID)
+		if err != nil {
+			return nil, err
+		}
+		if len(pks) > 0 {
+			methods = append(methods, sessiond.MFAMethodPasskey)
+		}
+	}
+	return methods, nil
+}
+
+// hasSecondFactor reports whether a session's amr holds a second factor's
+// proof: a one-time code, or a passkey.
+func hasSecondFactor(amr []string) bool {
+	return slices.Contains(amr, amrOTP) || slices.Contains(amr, "hwk") || slices.Contains(amr, "swk")
+}
 
 // amrOTP is the RFC 8176 value of a one-time code: a TOTP code, and a
 // recovery code (a one-time look-up secret; RFC 8176 has no value of its
@@ -282,7 +309,7 @@ func (s *Service) secondFactorChange(ctx context.Context, p *sessiond.Principal,
 		return err
 	}
 	given := in.Code != "" || in.RecoveryCode != ""
-	if !given && !slices.Contains(p.AMR, amrOTP) {
+	if !given && !hasSecondFactor(p.AMR) {
 		return errNeedsFactor
 	}
 	run := func() (bool, error) {
@@ -354,7 +381,7 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, p *sessiond.Princ
 
 // mfaRequired opens a login's second-factor step in tx: the challenge
 // behind a fresh mfa_token, and the answer that hands the token out.
-func mfaRequired(tx sessiond.Tx, userID string, now time.Time) (*sessiond.Error, error) {
+func mfaRequired(tx sessiond.Tx, userID string, methods []string, now time.Time) (*sessiond.Error, error) {
 	tok, hash := newAccountToken()
 	c := &sessiond.MFAChallenge{Hash: hash, UserID: userID, CreatedAt: now, ExpiresAt: now.Add(sessiond.MFAChallengeTTL)}
 	if err := tx.InsertMFAChallenge(c); err != nil {
@@ -363,7 +390,7 @@ func mfaRequired(tx sessiond.Tx, userID string, now time.Time) (*sessiond.Error,
 	return &sessiond.Error{
 		Code:    sessiond.CodeMFARequired,
 		Message: "a second factor is needed: finish with POST /v1/login/mfa",
-		Extra:   map[string]any{"mfa_token": tok, "methods": slices.Clone(loginMethods)},
+		Extra:   map[string]any{"mfa_token": tok, "methods": methods},
 	}, nil
 }
 
@@ -376,6 +403,13 @@ func (s *Service) LoginMFA(ctx context.Context, tok string, in sessiond.SecondFa
 	hash, ok := accountTokenHash(tok)
 	if !ok {
 		return nil, errMFAToken
+	}
+	var assertion *sessiond.PasskeyAssertion
+	if in.Passkey() {
+		var err error
+		if assertion, err = s.parseAssertion(in.Credential); err != nil {
+			return nil, err
+		}
 	}
 	var userID string
 	err := s.store.Tx(ctx, func(tx sessiond.Tx) error {
@@ -410,7 +444,7 @@ func (s *Service) LoginMFA(ctx context.Context, tok string, in sessiond.SecondFa
 	sess := &sessiond.Session{
 		ID: sessiond.NewID(), UserID: u.ID, CreatedAt: now, LastUsedAt: now,
 		ExpiresAt: now.Add(s.policy.SessionTTL), UserAgent: o.UserAgent, IP: c.IP,
-		AMR: []string{"pwd", amrOTP}, AuthTime: now,
+		AuthTime: now,
 	}
 	rt, rtHash, err := s.refresher.Mint(sess.ID)
 	if err != nil {
@@ -419,9 +453,9 @@ func (s *Service) LoginMFA(ctx context.Context, tok string, in sessiond.SecondFa
 	}
 	sess.RefreshHash = rtHash
 	var evicted []string
-	wrong := false
+	wrong := error(nil) // the answer to a wrong factor
 	err = s.store.Tx(ctx, func(tx sessiond.Tx) error {
-		evicted, wrong = nil, false
+		evicted, wrong = nil, nil
 		if _, err := tx.LockUser(u.ID); err != nil {
 			return err
 		}
@@ -432,19 +466,29 @@ func (s *Service) LoginMFA(ctx context.Context, tok string, in sessiond.SecondFa
 		if ch == nil || ch.UserID != u.ID {
 			return errMFAToken
 		}
-		f, err := tx.TOTPFactor(u.ID)
+		var method string
+		if assertion != nil {
+			var amr []string
+			method, amr, wrong, err = s.spendPasskey(tx, in.ChallengeID, sessiond.PasskeySecondFactor, u.ID, mfaBinding(hash), assertion, now)
+			sess.AMR = append([]string{"pwd"}, amr...)
+		} else {
+			f, ferr := tx.TOTPFactor(u.ID)
+			if ferr != nil {
+				return ferr
+			}
+			if !f.Active() { // turned off since the password step
+				return errMFAToken
+			}
+			method, err = s.spendFactor(tx, f, in, now)
+			sess.AMR = []string{"pwd", amrOTP}
+			if err == nil && method == "" {
+				wrong = errWrongCode
+			}
+		}
 		if err != nil {
 			return err
 		}
-		if !f.Active() { // turned off since the password step
-			return errMFAToken
-		}
-		method, err := s.spendFactor(tx, f, in, now)
-		if err != nil {
-			return err
-		}
-		if method == "" {
-			wrong = true
+		if wrong != nil {
 			if ch.Attempts >= sessiond.MFAChallengeAttempts {
 				_, err = tx.DeleteMFAChallenge(hash)
 			}
@@ -461,9 +505,13 @@ func (s *Service) LoginMFA(ctx context.Context, tok string, in sessiond.SecondFa
 		return err
 	})
 	switch {
-	case wrong && err == nil:
-		s.loginFailed(ctx, u, c, "wrong_code")
-		return nil, errWrongCode
+	case wrong != nil && err == nil:
+		reason := "wrong_code"
+		if assertion != nil {
+			reason = "wrong_passkey"
+		}
+		s.loginFailed(ctx, u, c, reason)
+		return nil, wrong
 	case err != nil:
 		if code := sessiond.ErrorCode(err); code == sessiond.CodeAccountDisabled {
 			s.loginFailed(ctx, u, c, "account_disabled")
@@ -483,24 +531,55 @@ func (s *Service) LoginMFA(ctx context.Context, tok string, in sessiond.SecondFa
 	return t, nil
 }
 
+// spendPasskey is the passkey's counterpart of spendFactor: in tx, with
+// the user locked, it consumes the challenge id of kind, which must be
+// userID's and bound to bound, and checks the assertion a against it as a
+// proof by one of the user's passkeys (usePasskey). It returns the
+// factor's method and amr, or wrong, the client's error, when the
+// challenge or the assertion does not prove it; the consumed challenge
+// and the passkey's counter are to commit either way.
+func (s *Service) spendPasskey(tx sessiond.Tx, challengeID, kind, userID, bound string, a *sessiond.PasskeyAssertion, now time.Time) (method string, amr []string, wrong, err error) {
+	key, ok := challengeKey(challengeID)
+	if !ok {
+		return "", nil, errProofChallenge, nil
+	}
+	ch, err := tx.ConsumePasskeyChallenge(key, kind, now)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if ch == nil || ch.UserID != userID || ch.SessionID != bound {
+		return "", nil, errProofChallenge, nil
+	}
+	proof, err := s.usePasskey(tx, ch.State, a, userID, now)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if proof.refused != nil {
+		return "", nil, proof.refused, nil
+	}
+	return sessiond.MFAMethodPasskey, PasskeyAMR(proof.pk.BackupEligible, proof.userVerified), nil, nil
+}
+
 // StepUp proves the principal's second factor again: the session's auth
-// time becomes now and its amr gains otp, so that sensitive changes that
-// need a recent sign-in, or a second factor, go through.
+// time becomes now and its amr gains otp (or, for a passkey, hwk or swk,
+// and user if the authenticator verified its user), so that sensitive
+// changes that need a recent sign-in, or a second factor, go through. A
+// wrong code or passkey counts on the user's code limit.
 func (s *Service) StepUp(ctx context.Context, p *sessiond.Principal, in sessiond.SecondFactor, c sessiond.ClientInfo) error {
-	return s.withCodeLimit(ctx, p.UserID, func() (bool, error) {
+	var assertion *sessiond.PasskeyAssertion
+	if in.Passkey() {
+		var err error
+		if assertion, err = s.parseAssertion(in.Credential); err != nil {
+			return err
+		}
+	}
+	var refused error
+	err := s.withCodeLimit(ctx, p.UserID, func() (bool, error) {
 		now := s.now()
-		wrong := false
 		err := s.store.Tx(ctx, func(tx sessiond.Tx) error {
-			wrong = false
+			refused = nil
 			if _, err := tx.LockUser(p.UserID); err != nil {
 				return err
-			}
-			f, err := tx.TOTPFactor(p.UserID)
-			if err != nil {
-				return err
-			}
-			if !f.Active() {
-				return errNoFactor
 			}
 			sess, err := tx.SessionByID(p.SessionID)
 			if err != nil {
@@ -509,21 +588,40 @@ func (s *Service) StepUp(ctx context.Context, p *sessiond.Principal, in sessiond
 			if sess == nil || sess.UserID != p.UserID {
 				return sessiond.Errorf(sessiond.CodeInvalidToken, "the session of this token has ended")
 			}
-			method, err := s.spendFactor(tx, f, in, now)
-			if err != nil {
-				return err
+			var gained []string
+			if assertion != nil {
+				_, gained, refused, err = s.spendPasskey(tx, in.ChallengeID, sessiond.PasskeyReauth, p.UserID, p.SessionID, assertion, now)
+			} else {
+				f, ferr := tx.TOTPFactor(p.UserID)
+				if ferr != nil {
+					return ferr
+				}
+				if !f.Active() {
+					return errNoFactor
+				}
+				var method string
+				method, err = s.spendFactor(tx, f, in, now)
+				gained = []string{amrOTP}
+				if err == nil && method == "" {
+					refused = errWrongCode
+				}
 			}
-			if method == "" {
-				wrong = true
-				return nil
+			if err != nil || refused != nil {
+				return err // nil for a refused proof: what it spent must commit
 			}
-			amr := sess.AMR
-			if !slices.Contains(amr, amrOTP) {
-				amr = append(slices.Clone(amr), amrOTP)
+			amr := slices.Clone(sess.AMR)
+			for _, m := range gained {
+				if !slices.Contains(amr, m) {
+					amr = append(amr, m)
+				}
 			}
 			_, err = tx.SetSessionAuth(p.UserID, p.SessionID, amr, now)
 			return err
 		})
-		return wrong, err
+		return refused != nil, err
 	})
+	if err == errWrongCode && refused != nil {
+		return refused
+	}
+	return err
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"log/slog"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -52,6 +53,9 @@ var (
 		"this passkey's signature counter went backwards, a sign that it was copied; it is refused: remove it and register the authenticator again")
 	errTooManyPasskeys = sessiond.Errorf(sessiond.CodeInvalidRequest,
 		"an account can have at most %d passkeys; remove one first", MaxPasskeys)
+	errNoUserPasskeys = sessiond.Errorf(sessiond.CodeNotFound, "this account has no passkeys")
+	errProofChallenge = sessiond.Errorf(sessiond.CodeInvalidCredentials,
+		"the passkey challenge is unknown, used, expired or not for this sign-in; begin again")
 )
 
 // newChallengeID is a fresh challenge id (256 random bits).
@@ -113,15 +117,142 @@ func passkeyName(name string) (string, error) {
 	return name, nil
 }
 
-// PasskeyAMR is how a passkey login proved its user (RFC 8176): a key on
-// the authenticator ("hwk"), or a synced passkey, whose key can leave the
+// PasskeyAMR is how a passkey proved its user (RFC 8176): a key on the
+// authenticator ("hwk"), or a synced passkey, whose key can leave the
 // device that holds it ("swk", told by the backup-eligible flag); "user":
 // the authenticator verified the person, with a PIN or a biometric.
-func PasskeyAMR(backupEligible bool) []string {
+func PasskeyAMR(backupEligible, userVerified bool) []string {
+	amr := []string{"hwk"}
 	if backupEligible {
-		return []string{"swk", "user"}
+		amr[0] = "swk"
 	}
-	return []string{"hwk", "user"}
+	if userVerified {
+		amr = append(amr, "user")
+	}
+	return amr
+}
+
+// passkeyProof is the outcome of usePasskey: the passkey and whether its
+// authenticator verified its user, or refused, the client's error, with
+// reason, login.failed's, when the passkey is the user's ("" otherwise).
+type passkeyProof struct {
+	pk           *sessiond.Passkey
+	userVerified bool
+	reason       string
+	refused      error
+}
+
+// usePasskey checks a, answered to the ceremony state, as a proof by one
+// of userID's passkeys, in tx with the user locked. The passkey's row is
+// held while its counter is checked and advanced, so that two uses of one
+// passkey cannot both pass one counter value; a counter that went
+// backwards flags the passkey, which is refused from then on. An accepted
+// assertion's counter, flags and time of use are stored.
+func (s *Service) usePasskey(tx sessiond.Tx, state []byte, a *sessiond.PasskeyAssertion, userID string, now time.Time) (passkeyProof, error) {
+	pk, err := tx.PasskeyByCredentialID(a.CredentialID)
+	if err != nil {
+		return passkeyProof{}, err
+	}
+	if pk == nil || pk.UserID != userID {
+		return passkeyProof{refused: errUnknownPasskey}, nil
+	}
+	if pk.CloneWarning {
+		return passkeyProof{reason: "passkey_cloned", refused: errClonedPasskey}, nil
+	}
+	v, err := s.rp.FinishLogin(state, a, pk)
+	if sessiond.ErrorCode(err) == sessiond.CodeInvalidRequest {
+		return passkeyProof{reason: "passkey_invalid", refused: sessiond.Errorf(sessiond.CodeInvalidCredentials, "%s", sessiond.ErrorMessage(err))}, nil
+	}
+	if err != nil {
+		return passkeyProof{}, err
+	}
+	if v.CloneWarning {
+		pk.CloneWarning = true
+		if err := tx.UpdatePasskeyUse(pk); err != nil {
+			return passkeyProof{}, err
+		}
+		return passkeyProof{reason: "passkey_cloned", refused: errClonedPasskey}, nil
+	}
+	pk.Record, pk.SignCount, pk.BackupState, pk.LastUsedAt = v.Record, v.SignCount, v.BackupState, now
+	if err := tx.UpdatePasskeyUse(pk); err != nil {
+		return passkeyProof{}, err
+	}
+	return passkeyProof{pk: pk, userVerified: v.UserVerified}, nil
+}
+
+// parseAssertion is the relying party's ParseAssertion, with the check
+// every use needs first: passkeys are served here.
+func (s *Service) parseAssertion(credential []byte) (*sessiond.PasskeyAssertion, error) {
+	if s.rp == nil {
+		return nil, errNoPasskeys
+	}
+	return s.rp.ParseAssertion(credential)
+}
+
+// knownUserCeremony begins, in tx, a ceremony for the passkeys of the
+// locked user u, of kind, bound to bound (the session, or the mfa_token's
+// hash), and returns it.
+func (s *Service) knownUserCeremony(tx sessiond.Tx, u *sessiond.User, kind, bound string, now time.Time) (*sessiond.PasskeyCeremony, error) {
+	pks, err := tx.UserPasskeys(u.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(pks) == 0 {
+		return nil, errNoUserPasskeys
+	}
+	allow := make([][]byte, len(pks))
+	for i := range pks {
+		allow[i] = pks[i].CredentialID
+	}
+	options, state, err := s.rp.BeginLogin(&sessiond.PasskeyUser{ID: u.ID, Name: u.Email}, allow)
+	if err != nil {
+		return nil, err
+	}
+	id := newChallengeID()
+	key, _ := challengeKey(id)
+	err = tx.InsertPasskeyChallenge(&sessiond.PasskeyChallenge{
+		ID: key, Kind: kind, UserID: u.ID, SessionID: bound, State: state,
+		CreatedAt: now, ExpiresAt: now.Add(sessiond.PasskeyChallengeTTL),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &sessiond.PasskeyCeremony{ChallengeID: id, Options: options}, nil
+}
+
+// mfaBinding is what binds a second-factor challenge to the mfa_token
+// whose hash is hash (PasskeyChallenge.SessionID).
+func mfaBinding(hash []byte) string { return base64.RawURLEncoding.EncodeToString(hash) }
+
+// BeginPasskeyReauth implements sessiond.PasskeyService.
+func (s *Service) BeginPasskeyReauth(ctx context.Context, p *sessiond.Principal) (*sessiond.PasskeyCeremony, error) {
+	if s.rp == nil {
+		return nil, errNoPasskeys
+	}
+	limit := []sessiond.AttemptLimit{{Key: s.counterKey("passkeyreauth", p.UserID), Max: passkeyRegisterBeginsPerUser, Window: sessiond.PasskeyChallengeTTL}}
+	if _, err := s.reserve(ctx, limit, sessiond.CodeRateLimited, "too many passkey reauthentications begun; try again later"); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	var c *sessiond.PasskeyCeremony
+	err := s.store.Tx(ctx, func(tx sessiond.Tx) error {
+		u, err := tx.LockUser(p.UserID)
+		if sessiond.ErrorCode(err) == sessiond.CodeNotFound {
+			return sessiond.Errorf(sessiond.CodeInvalidToken, "the user of this token no longer exists")
+		}
+		if err != nil {
+			return err
+		}
+		if u.Disabled {
+			return errDisabled
+		}
+		c, err = s.knownUserCeremony(tx, u, sessiond.PasskeyReauth, p.SessionID, now)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // BeginPasskeyRegistration implements sessiond.PasskeyService.
@@ -321,10 +452,19 @@ func (s *Service) DeletePasskey(ctx context.Context, p *sessiond.Principal, id s
 	})
 }
 
-// BeginPasskeyLogin implements sessiond.PasskeyService.
-func (s *Service) BeginPasskeyLogin(ctx context.Context, c sessiond.ClientInfo) (*sessiond.PasskeyCeremony, error) {
+// BeginPasskeyLogin implements sessiond.PasskeyService. With an
+// mfa_token the challenge is bound to that token and its user, and only
+// LoginMFA finishes it.
+func (s *Service) BeginPasskeyLogin(ctx context.Context, mfaToken string, c sessiond.ClientInfo) (*sessiond.PasskeyCeremony, error) {
 	if s.rp == nil {
 		return nil, errNoPasskeys
+	}
+	var hash []byte
+	if mfaToken != "" {
+		var ok bool
+		if hash, ok = accountTokenHash(mfaToken); !ok {
+			return nil, errMFAToken
+		}
 	}
 	if c.IP != "" {
 		limit := []sessiond.AttemptLimit{{Key: s.counterKey("passkeylogin", clientKey(c.IP)), Max: passkeyLoginBeginsPerIP, Window: sessiond.PasskeyChallengeTTL}}
@@ -332,13 +472,38 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context, c sessiond.ClientInfo) 
 			return nil, err
 		}
 	}
-	options, state, err := s.rp.BeginLogin()
+	now := s.now()
+	if hash != nil {
+		var out *sessiond.PasskeyCeremony
+		err := s.store.Tx(ctx, func(tx sessiond.Tx) error {
+			ch, err := tx.MFAChallenge(hash, now)
+			if err != nil {
+				return err
+			}
+			if ch == nil {
+				return errMFAToken
+			}
+			u, err := tx.LockUser(ch.UserID)
+			if sessiond.ErrorCode(err) == sessiond.CodeNotFound {
+				return errMFAToken
+			}
+			if err != nil {
+				return err
+			}
+			out, err = s.knownUserCeremony(tx, u, sessiond.PasskeySecondFactor, mfaBinding(hash), now)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	options, state, err := s.rp.BeginLogin(nil, nil)
 	if err != nil {
 		return nil, err
 	}
 	id := newChallengeID()
 	key, _ := challengeKey(id)
-	now := s.now()
 	err = s.store.Tx(ctx, func(tx sessiond.Tx) error {
 		return tx.InsertPasskeyChallenge(&sessiond.PasskeyChallenge{
 			ID: key, Kind: sessiond.PasskeyLogin, State: state, CreatedAt: now, ExpiresAt: now.Add(sessiond.PasskeyChallengeTTL),
@@ -368,7 +533,11 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, challengeID string, cr
 	if err != nil {
 		return nil, err
 	}
-	// The user handle is the user id (PasskeyUser).
+	// The user handle is the user id (PasskeyUser); a discoverable
+	// credential always returns it.
+	if len(a.UserHandle) == 0 {
+		return nil, sessiond.Errorf(sessiond.CodeInvalidRequest, "the credential has no user handle: it is not a passkey (discoverable credential)")
+	}
 	if !isUUID(string(a.UserHandle)) {
 		return nil, errUnknownPasskey
 	}
@@ -410,44 +579,27 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, challengeID string, cr
 		if err != nil {
 			return err
 		}
-		pk, err := tx.PasskeyByCredentialID(a.CredentialID)
-		if err != nil {
+		proof, err := s.usePasskey(tx, ch.State, a, u.ID, now)
+		switch {
+		case err != nil:
 			return err
-		}
-		if pk == nil || pk.UserID != u.ID {
-			verdict = errUnknownPasskey
+		case proof.refused != nil && proof.reason == "":
+			verdict = proof.refused
 			return nil
-		}
-		if pk.CloneWarning {
-			return failed(tx, u.ID, "passkey_cloned", errClonedPasskey)
-		}
-		v, err := s.rp.FinishLogin(ch.State, a, pk)
-		if sessiond.ErrorCode(err) == sessiond.CodeInvalidRequest {
-			return failed(tx, u.ID, "passkey_invalid", sessiond.Errorf(sessiond.CodeInvalidCredentials, "%s", sessiond.ErrorMessage(err)))
-		}
-		if err != nil {
-			return err
-		}
-		if v.CloneWarning {
-			pk.CloneWarning = true
-			if err := tx.UpdatePasskeyUse(pk); err != nil {
-				return err
-			}
-			return failed(tx, u.ID, "passkey_cloned", errClonedPasskey)
-		}
-		if !v.UserVerified {
+		case proof.refused != nil:
+			return failed(tx, u.ID, proof.reason, proof.refused)
+		case !proof.userVerified:
+			// The options required it; a login by the passkey alone
+			// rests on it.
 			return failed(tx, u.ID, "passkey_not_verified", sessiond.Errorf(sessiond.CodeInvalidCredentials, "the authenticator did not verify its user (PIN or biometric)"))
 		}
 		// Told only once the passkey checked out, as with a password.
 		if u.Disabled {
 			return failed(tx, u.ID, "account_disabled", errDisabled)
 		}
-		pk.Record, pk.SignCount, pk.BackupState, pk.LastUsedAt = v.Record, v.SignCount, v.BackupState, now
-		if err := tx.UpdatePasskeyUse(pk); err != nil {
-			return err
-		}
+		pk := proof.pk
 		sess.UserID = u.ID
-		sess.AMR = PasskeyAMR(pk.BackupEligible)
+		sess.AMR = PasskeyAMR(pk.BackupEligible, true)
 		email = u.Email
 		_, evicted, err = openSession(tx, sess, now, s.policy, sessiond.MethodPasskey, o)
 		return err

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -155,20 +156,29 @@ func handleDeleteAccount(logger *slog.Logger, svc sessiond.AccountService, trust
 	})
 }
 
-// reauthRequest carries one proof: the password, or a one-time code of
-// the account's second factor. The service refuses neither or both.
+// reauthRequest carries one proof: the password, a one-time code of the
+// account's second factor, or a passkey's assertion for a challenge of
+// POST /v1/passkeys/reauthenticate/begin. The service refuses none or
+// several.
 type reauthRequest struct {
-	Password string `json:"password"`
-	Code     string `json:"code"`
+	Password    string          `json:"password"`
+	Code        string          `json:"code"`
+	ChallengeID string          `json:"challenge_id,omitempty"`
+	Credential  json.RawMessage `json:"credential,omitempty"`
 }
 
-func (r reauthRequest) valid() error { return nil }
+func (r reauthRequest) valid() error {
+	if r.ChallengeID == "" && len(r.Credential) == 0 {
+		return nil
+	}
+	return finishRequest{ChallengeID: r.ChallengeID, Credential: r.Credential}.valid()
+}
 
 func handleReauthenticate(logger *slog.Logger, svc sessiond.AccountService, trusted []netip.Prefix) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, err := decode[reauthRequest](w, r)
 		if err == nil {
-			err = svc.Reauthenticate(r.Context(), principalFrom(r.Context()), sessiond.Reauth{Password: req.Password, Code: req.Code}, clientInfo(r, trusted))
+			err = svc.Reauthenticate(r.Context(), principalFrom(r.Context()), sessiond.Reauth{Password: req.Password, Code: req.Code, ChallengeID: req.ChallengeID, Credential: req.Credential}, clientInfo(r, trusted))
 		}
 		if err != nil {
 			writeError(w, r, logger, err)

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -45,17 +46,33 @@ type codeRequest struct {
 
 func (r codeRequest) valid() error { return required([2]string{"code", r.Code}) }
 
+// loginMFARequest finishes a login with a code, a recovery code, or a
+// passkey's assertion for a challenge begun with the mfa_token.
 type loginMFARequest struct {
 	MFAToken string `json:"mfa_token"`
-	requiredFactor
-	DeviceToken string `json:"device_token,omitempty"`
+	secondFactorBody
+	ChallengeID string          `json:"challenge_id,omitempty"`
+	Credential  json.RawMessage `json:"credential,omitempty"`
+	DeviceToken string          `json:"device_token,omitempty"`
 }
 
 func (r loginMFARequest) valid() error {
 	if err := required([2]string{"mfa_token", r.MFAToken}); err != nil {
 		return err
 	}
-	return r.requiredFactor.valid()
+	if r.ChallengeID == "" && len(r.Credential) == 0 {
+		return requiredFactor{r.secondFactorBody}.valid()
+	}
+	if r.Code != "" || r.RecoveryCode != "" {
+		return sessiond.Errorf(sessiond.CodeInvalidRequest, "send code, recovery_code, or a passkey's challenge_id and credential, not several")
+	}
+	return finishRequest{ChallengeID: r.ChallengeID, Credential: r.Credential}.valid()
+}
+
+func (r loginMFARequest) factor() sessiond.SecondFactor {
+	f := r.secondFactorBody.factor()
+	f.ChallengeID, f.Credential = r.ChallengeID, r.Credential
+	return f
 }
 
 type recoveryCodesResponse struct {

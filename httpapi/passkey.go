@@ -136,10 +136,36 @@ func handleDeletePasskey(logger *slog.Logger, svc sessiond.PasskeyService, trust
 	})
 }
 
-// handleBeginPasskeyLogin takes no body.
+// beginLoginRequest is the optional body of a passkey login's begin: an
+// mfa_token makes it the second step of that password login.
+type beginLoginRequest struct {
+	MFAToken string `json:"mfa_token,omitempty"`
+}
+
+func (beginLoginRequest) valid() error { return nil }
+
+// handleBeginPasskeyLogin takes no body for a usernameless login, or
+// {mfa_token}.
 func handleBeginPasskeyLogin(logger *slog.Logger, svc sessiond.PasskeyService, trusted []netip.Prefix) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := svc.BeginPasskeyLogin(r.Context(), clientInfo(r, trusted))
+		req, err := decodeOptional[beginLoginRequest](w, r)
+		var c *sessiond.PasskeyCeremony
+		if err == nil {
+			c, err = svc.BeginPasskeyLogin(r.Context(), req.MFAToken, clientInfo(r, trusted))
+		}
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		encodeCeremony(w, c)
+	})
+}
+
+// handleBeginPasskeyReauth takes no body; POST /v1/reauthenticate
+// finishes it.
+func handleBeginPasskeyReauth(logger *slog.Logger, svc sessiond.PasskeyService) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := svc.BeginPasskeyReauth(r.Context(), principalFrom(r.Context()))
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
@@ -197,7 +223,10 @@ func (noPasskeys) RenamePasskey(context.Context, *sessiond.Principal, string, st
 func (noPasskeys) DeletePasskey(context.Context, *sessiond.Principal, string, sessiond.ClientInfo) error {
 	return errNoPasskeys
 }
-func (noPasskeys) BeginPasskeyLogin(context.Context, sessiond.ClientInfo) (*sessiond.PasskeyCeremony, error) {
+func (noPasskeys) BeginPasskeyLogin(context.Context, string, sessiond.ClientInfo) (*sessiond.PasskeyCeremony, error) {
+	return nil, errNoPasskeys
+}
+func (noPasskeys) BeginPasskeyReauth(context.Context, *sessiond.Principal) (*sessiond.PasskeyCeremony, error) {
 	return nil, errNoPasskeys
 }
 func (noPasskeys) FinishPasskeyLogin(context.Context, string, []byte, sessiond.ClientInfo) (*sessiond.Tokens, error) {

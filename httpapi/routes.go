@@ -70,6 +70,7 @@ func routeTable(d Deps) []route {
 		{"DELETE /v1/passkeys/{id}", bearer(d.Logger, d.Auth, handleDeletePasskey(d.Logger, pk, d.TrustedProxies))},
 		{"POST /v1/login/passkey/begin", handleBeginPasskeyLogin(d.Logger, pk, d.TrustedProxies)},
 		{"POST /v1/login/passkey/finish", handleFinishPasskeyLogin(d.Logger, pk, d.TrustedProxies, bd)},
+		{"POST /v1/passkeys/reauthenticate/begin", bearer(d.Logger, d.Auth, handleBeginPasskeyReauth(d.Logger, pk))},
 		{"GET /.well-known/jwks.json", handleJWKS(d.JWKS)},
 		{"GET /healthz", handleHealthz()},
 		{"GET /readyz", handleReadyz(d.Logger, d.Ready)},

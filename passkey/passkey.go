@@ -8,10 +8,13 @@
 // Choices, the same for every ceremony:
 //   - resident key required: every passkey is discoverable, so sign-in
 //     needs no email (usernameless);
-//   - user verification required: a passkey login is a complete login,
-//     both factors in one (the device, and the PIN or biometric that
-//     unlocked it), so an authenticator that did not verify its user is
-//     refused rather than taken as one factor;
+//   - user verification required for registration and usernameless
+//     login: a passkey login is a complete login, both factors in one
+//     (the device, and the PIN or biometric that unlocked it), so an
+//     authenticator that did not verify its user is refused rather than
+//     taken as one factor; only preferred where the passkey is one proof
+//     beside another (a password login's second step, a reauthentication
+//     of a live session), for a user whose credentials the options list;
 //   - attestation "none": sessiond does not restrict authenticator models,
 //     and asking for attestation would only cost users a privacy prompt;
 //   - algorithms pinned to ES256, EdDSA and RS256.
@@ -134,9 +137,22 @@ func (rp *RelyingParty) BeginRegistration(u sessiond.PasskeyUser, exclude [][]by
 	return encodeCeremony(creation.Response, session)
 }
 
-// BeginLogin implements sessiond.RelyingParty.
-func (rp *RelyingParty) BeginLogin() (options, state []byte, err error) {
-	assertion, session, err := rp.w.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
+// BeginLogin implements sessiond.RelyingParty. For a known user the
+// options list the user's credentials and user verification is only
+// preferred: there the passkey is one proof beside another (a password, a
+// live session), as a security key without a PIN may be.
+func (rp *RelyingParty) BeginLogin(u *sessiond.PasskeyUser, allow [][]byte) (options, state []byte, err error) {
+	var assertion *protocol.CredentialAssertion
+	var session *webauthn.SessionData
+	if u == nil {
+		assertion, session, err = rp.w.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
+	} else {
+		owner := &user{u: *u, creds: make([]webauthn.Credential, len(allow))}
+		for i, id := range allow {
+			owner.creds[i] = webauthn.Credential{ID: id}
+		}
+		assertion, session, err = rp.w.BeginLogin(owner, webauthn.WithUserVerification(protocol.VerificationPreferred))
+	}
 	if err != nil {
 		return nil, nil, sessiond.Internal("begin passkey login", err)
 	}
@@ -221,9 +237,6 @@ func (rp *RelyingParty) ParseAssertion(credential []byte) (*sessiond.PasskeyAsse
 	if err != nil {
 		return nil, refused("the credential is malformed", err)
 	}
-	if len(parsed.Response.UserHandle) == 0 {
-		return nil, sessiond.Errorf(sessiond.CodeInvalidRequest, "the credential has no user handle: it is not a passkey (discoverable credential)")
-	}
 	return &sessiond.PasskeyAssertion{CredentialID: parsed.RawID, UserHandle: parsed.Response.UserHandle, Parsed: parsed}, nil
 }
 
@@ -247,11 +260,30 @@ func (rp *RelyingParty) FinishLogin(state []byte, a *sessiond.PasskeyAssertion, 
 	cred.Authenticator.SignCount = p.SignCount
 	cred.Authenticator.CloneWarning = false
 	owner := &user{u: sessiond.PasskeyUser{ID: p.UserID}, creds: []webauthn.Credential{cred}}
-	_, got, err := rp.w.ValidatePasskeyLogin(func(rawID, userHandle []byte) (webauthn.User, error) {
-		return owner, nil
-	}, session, parsed)
+	var got *webauthn.Credential
+	if len(session.UserID) > 0 {
+		// Begun for a known user: the library checks that the session is
+		// this user's and the credential one it allowed, and wants the
+		// user to own every allowed id; the others need no key here, the
+		// one answered with is found first.
+		for _, id := range session.AllowedCredentialIDs {
+			owner.creds = append(owner.creds, webauthn.Credential{ID: id})
+		}
+		got, err = rp.w.ValidateLogin(owner, session, parsed)
+	} else {
+		_, got, err = rp.w.ValidatePasskeyLogin(func(rawID, userHandle []byte) (webauthn.User, error) {
+			return owner, nil
+		}, session, parsed)
+	}
 	if err != nil {
 		return nil, refused("the passkey was not accepted", err)
 	}
-	return verified(got)
+	v, err := verified(got)
+	if err != nil {
+		return nil, err
+	}
+	// The record's flag is the one registration latched; what this
+	// assertion proved is its own authenticator data's.
+	v.UserVerified = parsed.Response.AuthenticatorData.Flags.UserVerified()
+	return v, nil
 }

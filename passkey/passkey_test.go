@@ -63,7 +63,7 @@ func TestOptionsAreTheBrowsersJSONForms(t *testing.T) {
 		t.Errorf("attestation: got %q, want none", c.Attestation)
 	}
 
-	raw, _, err = rp.BeginLogin()
+	raw, _, err = rp.BeginLogin(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,6 +155,26 @@ func TestPasskeyInABrowser(t *testing.T) {
 	laptop.run(chromedp.Reload())
 	laptop.waitFor("the account view after a reload", laptop.visible("view-account")+` && document.querySelectorAll('#passkeys li').length === 1`)
 
+	// With a passkey, the password is one step of two: the second step
+	// offers the passkey, and no code field (there is no TOTP).
+	laptop.run(chromedp.Click(chromedp.CSS("#signout-here")))
+	laptop.waitFor("the sign-in form", laptop.visible("view-signin"))
+	laptop.signIn(email, password)
+	laptop.waitFor("the passkey step", laptop.visible("view-mfa")+` && `+laptop.visible("mfa-login-passkey-field"))
+	if eval[bool](laptop, `!document.getElementById('mfa-login-form').hidden`) {
+		t.Errorf("the second step shows the code form to a user without TOTP")
+	}
+	laptop.run(chromedp.Click(chromedp.CSS("#mfa-login-passkey")))
+	laptop.waitFor("the account view", laptop.visible("view-account")+` || `+laptop.visible("mfa-login-passkey-error"))
+	if msg := eval[string](laptop, `document.getElementById('mfa-login-passkey-error').hidden ? '' : document.getElementById('mfa-login-passkey-error').textContent`); msg != "" {
+		t.Fatalf("the passkey step: the page says %q", msg)
+	}
+	ss = e.liveSessions(email)
+	if len(ss) != 1 || !slices.Equal(ss[0].AMR, []string{"pwd", "hwk", "user"}) {
+		t.Fatalf("sessions after the password and the passkey: got %+v, want one with amr pwd, hwk, user", ss)
+	}
+	laptop.waitFor("the passkeys list", `document.querySelectorAll('#passkeys li').length === 1`)
+
 	// Remove it.
 	laptop.run(chromedp.Click(chromedp.CSS("#passkeys .passkey-remove")))
 	laptop.waitFor("no passkeys", `document.querySelectorAll('#passkeys li').length === 0 && `+laptop.visible("passkeys-empty"))

@@ -350,7 +350,8 @@ func TestPasskeyRegistrationRefusals(t *testing.T) {
 			e.call("PATCH", "/v1/passkeys/"+pkID, map[string]string{"name": "Renamed"}, s.AT).want(t, 200, "")
 		})
 		t.Run("expired challenge", func(t *testing.T) {
-			fresh := e.login("ada@example.com")
+			a.counter++ // a password login would now ask for the passkey too
+			fresh := e.passkeyLogin(a).want(t, 200, "").tokens()
 			b := newSoftAuthenticator(t, testOrigin, testRPID)
 			id, opts := ceremonyOptions(t, e.call("POST", "/v1/passkeys/register/begin", nil, fresh.AT).want(t, 200, ""))
 			e.clock.Advance(sessiond.PasskeyChallengeTTL + time.Second)

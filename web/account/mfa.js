@@ -1,5 +1,6 @@
 // Two-step verification on the account page: the second step of a sign-in
-// (a TOTP code or a recovery code), setting up an authenticator app (QR
+// (a TOTP code, a recovery code or a passkey, as the answer's methods
+// offer), setting up an authenticator app (QR
 // code and key, confirmed by a first code), the recovery codes (shown once,
 // with a download), turning it off, new codes, and the prompt that proves
 // it's you again when an action answers reauthentication_required.
@@ -10,12 +11,39 @@
 
 let mfaPending = null; // {token, email}: the open second step of a sign-in
 
+const passkeysWork = typeof window.PublicKeyCredential === 'function' &&
+  typeof PublicKeyCredential.parseRequestOptionsFromJSON === 'function';
+
 function mfaLoginStep(problem, email) {
   mfaPending = { token: problem.mfa_token, email };
+  const methods = problem.methods || ['totp', 'recovery_code'];
+  const codes = methods.includes('totp');
+  const passkey = methods.includes('passkey');
   useRecovery(false);
   setMFAError('mfa-login-error', null);
+  setPasskeyStepError(null);
+  $('mfa-login-form').hidden = !codes;
+  $('mfa-login-toggle-field').hidden = !codes;
+  $('mfa-login-passkey-field').hidden = !passkey;
   show('view-mfa', 'mfa-login-title');
-  $('mfa-login-code').focus();
+  if (codes) $('mfa-login-code').focus();
+  else $('mfa-login-passkey').focus();
+  if (passkey && !passkeysWork) {
+    setPasskeyStepError({ message: codes
+      ? "This browser can't use passkeys; enter a code instead."
+      : "This account's second step is a passkey, and this browser can't use passkeys. Try another browser." });
+  }
+}
+
+function setPasskeyStepError(e) {
+  const el = $('mfa-login-passkey-error');
+  let text = '';
+  if (e && e.name === 'NotAllowedError') text = 'The passkey request was cancelled or timed out.';
+  else if (e && e.code === 'invalid_credentials') text = "That passkey didn't work: " + e.message;
+  else if (e && e.code !== undefined) text = sayMFAError(e);
+  else if (e) text = e.message || 'Something went wrong with the passkey. Try again.';
+  el.textContent = text;
+  el.hidden = !e;
 }
 
 function useRecovery(on) {
@@ -48,6 +76,24 @@ async function finishMFALogin() {
   if (recovery) body.recovery_code = $('mfa-login-recovery').value.trim();
   else body.code = $('mfa-login-code').value.replace(/\s+/g, '');
   tokens(await call('POST', '/v1/login/mfa', { body, cookie: true }));
+  await mfaSignedIn();
+}
+
+// finishMFAWithPasskey is the passkey's way through the second step: a
+// ceremony begun with the mfa_token, for this account's passkeys.
+async function finishMFAWithPasskey() {
+  const tok = mfaPending.token;
+  const begun = await call('POST', '/v1/login/passkey/begin', { body: { mfa_token: tok } });
+  const cred = await navigator.credentials.get({
+    publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(begun.options),
+  });
+  tokens(await call('POST', '/v1/login/mfa', {
+    body: { mfa_token: tok, challenge_id: begun.challenge_id, credential: cred.toJSON() }, cookie: true,
+  }));
+  await mfaSignedIn();
+}
+
+async function mfaSignedIn() {
   const email = mfaPending.email;
   mfaPending = null;
   $('mfa-login-form').reset();
@@ -222,6 +268,18 @@ function mfaInit() {
         (!$('mfa-login-recovery-field').hidden ? $('mfa-login-recovery') : $('mfa-login-code')).select();
       }
     });
+  });
+  $('mfa-login-passkey').addEventListener('click', async () => {
+    const btn = $('mfa-login-passkey');
+    btn.disabled = true;
+    setPasskeyStepError(null);
+    try {
+      await finishMFAWithPasskey();
+    } catch (e) {
+      setPasskeyStepError(e);
+    } finally {
+      btn.disabled = false;
+    }
   });
   $('mfa-setup').addEventListener('click', () => beginSetup().catch(mfaFailed));
   $('mfa-confirm-form').addEventListener('submit', (ev) => {
