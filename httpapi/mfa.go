@@ -170,37 +170,12 @@ func handleRecoveryCodes(logger *slog.Logger, svc sessiond.MFAService, trusted [
 // handleLoginMFA finishes a login like handleLogin does, cookie mode
 // included: the checks before anything is spent, the cookies after.
 func handleLoginMFA(logger *slog.Logger, svc sessiond.MFAService, trusted []netip.Prefix, bd browserDeps) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		bd.b.clearLegacyCookies(w, r)
-		viaCookie := wantsCookie(r)
-		if viaCookie {
-			if err := bd.b.checkCSRF(bd.cop, r); err != nil {
-				writeError(w, r, logger, err)
-				return
-			}
-		}
-		req, err := decode[loginMFARequest](w, r)
-		if err != nil {
-			writeError(w, r, logger, err)
-			return
-		}
-		c := clientInfo(r, trusted)
-		c.DeviceToken = req.DeviceToken
-		if c.DeviceToken == "" {
-			c.DeviceToken = bd.b.deviceCookie(r)
-		}
-		t, err := svc.LoginMFA(r.Context(), req.MFAToken, req.factor(), c)
-		if err != nil {
-			writeError(w, r, logger, err)
-			return
-		}
-		if viaCookie {
-			bd.b.setRefreshCookies(w, t)
-			bd.b.setDeviceCookie(w, t)
-		}
-		encode(w, http.StatusOK, tokenBody(t, viaCookie))
+	return loginHandler(logger, trusted, bd, func(ctx context.Context, req loginMFARequest, c sessiond.ClientInfo) (*sessiond.Tokens, error) {
+		return svc.LoginMFA(ctx, req.MFAToken, req.factor(), c)
 	})
 }
+
+func (r loginMFARequest) deviceToken() string { return r.DeviceToken }
 
 // noMFA stands in for a missing MFAService: second factors are off.
 type noMFA struct{}

@@ -176,32 +176,14 @@ func handleBeginPasskeyReauth(logger *slog.Logger, svc sessiond.PasskeyService) 
 
 // handleFinishPasskeyLogin answers like handleLogin, cookie mode included.
 func handleFinishPasskeyLogin(logger *slog.Logger, svc sessiond.PasskeyService, trusted []netip.Prefix, bd browserDeps) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		bd.b.clearLegacyCookies(w, r)
-		viaCookie := wantsCookie(r)
-		if viaCookie {
-			if err := bd.b.checkCSRF(bd.cop, r); err != nil {
-				writeError(w, r, logger, err)
-				return
-			}
-		}
-		req, err := decode[finishRequest](w, r)
-		if err != nil {
-			writeError(w, r, logger, err)
-			return
-		}
-		t, err := svc.FinishPasskeyLogin(r.Context(), req.ChallengeID, req.Credential, clientInfo(r, trusted))
-		if err != nil {
-			writeError(w, r, logger, err)
-			return
-		}
-		if viaCookie {
-			bd.b.setRefreshCookies(w, t)
-			bd.b.setDeviceCookie(w, t)
-		}
-		encode(w, http.StatusOK, tokenBody(t, viaCookie))
+	return loginHandler(logger, trusted, bd, func(ctx context.Context, req finishRequest, c sessiond.ClientInfo) (*sessiond.Tokens, error) {
+		return svc.FinishPasskeyLogin(ctx, req.ChallengeID, req.Credential, c)
 	})
 }
+
+// deviceToken: a passkey sign-in carries none in its body; a device
+// token cookie, if the browser has one, still goes with it.
+func (r finishRequest) deviceToken() string { return "" }
 
 // noPasskeys stands in for a missing PasskeyService: passkeys are off.
 type noPasskeys struct{}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"math"
 	"net/http"
@@ -25,6 +26,8 @@ type loginRequest struct {
 	credentials
 	DeviceToken string `json:"device_token,omitempty"`
 }
+
+func (r loginRequest) deviceToken() string { return r.DeviceToken }
 
 type refreshRequest struct {
 	RefreshToken string `json:"refresh_token"`
@@ -93,6 +96,19 @@ func handleSignup(logger *slog.Logger, svc sessiond.AuthService, trusted []netip
 }
 
 func handleLogin(logger *slog.Logger, svc sessiond.AuthService, trusted []netip.Prefix, bd browserDeps) http.Handler {
+	return loginHandler(logger, trusted, bd, func(ctx context.Context, req loginRequest, c sessiond.ClientInfo) (*sessiond.Tokens, error) {
+		return svc.Login(ctx, req.Email, req.Password, c)
+	})
+}
+
+// loginHandler answers every request that opens a session (a password
+// login, its second step, a passkey sign-in) alike, cookie mode included:
+// the cross-site checks before any credential is looked at, the device
+// token from the body or its cookie, the cookies set after.
+func loginHandler[R interface {
+	validator
+	deviceToken() string
+}](logger *slog.Logger, trusted []netip.Prefix, bd browserDeps, login func(context.Context, R, sessiond.ClientInfo) (*sessiond.Tokens, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Cookie mode (cookie.go): checked before the password is.
 		bd.b.clearLegacyCookies(w, r)
@@ -103,17 +119,17 @@ func handleLogin(logger *slog.Logger, svc sessiond.AuthService, trusted []netip.
 				return
 			}
 		}
-		req, err := decode[loginRequest](w, r)
+		req, err := decode[R](w, r)
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
 		}
 		c := clientInfo(r, trusted)
-		c.DeviceToken = req.DeviceToken
+		c.DeviceToken = req.deviceToken()
 		if c.DeviceToken == "" {
 			c.DeviceToken = bd.b.deviceCookie(r)
 		}
-		t, err := svc.Login(r.Context(), req.Email, req.Password, c)
+		t, err := login(r.Context(), req, c)
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
