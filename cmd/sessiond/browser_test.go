@@ -88,7 +88,14 @@ func newPerson(t *testing.T, browser context.Context, name, ua string) *person {
 
 func (p *person) run(actions ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
-	if err := chromedp.Do(p.ctx, actions...); err != nil {
+	err := chromedp.Do(p.ctx, actions...)
+	if err != nil && strings.Contains(err.Error(), "Could not find node") {
+		// The page swapped the document between finding a node and acting
+		// on it (a navigation that had just finished): find it again.
+		time.Sleep(200 * time.Millisecond)
+		err = chromedp.Do(p.ctx, actions...)
+	}
+	if err != nil {
 		p.t.Fatalf("%s: %v", p.name, err)
 	}
 }
