@@ -66,24 +66,11 @@ func linkToken(t *testing.T, srv *mailtest.Server, to, path string) string {
 // its data.reason if it has one.
 func (e *testEnv) eventTypes(email string) []string {
 	e.t.Helper()
-	ctx := context.Background()
-	u, err := e.app.Store.UserByEmail(ctx, email)
+	u, err := e.app.Store.UserByEmail(context.Background(), email)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	events, err := e.app.Store.Events(ctx, sessiond.EventQuery{UserID: u.ID, Limit: 200})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var out []string
-	for _, ev := range events {
-		k := ev.Type
-		if r, ok := ev.Data["reason"].(string); ok {
-			k += ":" + r
-		}
-		out = append(out, k)
-	}
-	return out
+	return e.eventTypesOf(u.ID)
 }
 
 func (e *testEnv) countEvents(typ string) int {
