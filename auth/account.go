@@ -284,7 +284,7 @@ func (s *Service) ForgotPassword(ctx context.Context, email string, c sessiond.C
 
 // costEstimate is how long a request that writes takes — the median of
 // the latest ones, which an outlier (a slow fsync, a GC pause) does not
-// move — and what every request of its kind waits out. Padding
+// move — twice which every request of its kind waits out. Padding
 // statements alone do not hide the difference: writing a token, an event
 // and a mail row (and committing them) costs more than statements that
 // change nothing, measurably so on SQLite, and the time would tell whether
@@ -320,7 +320,10 @@ func (c *costEstimate) median() time.Duration {
 
 // padFrom waits until the estimate has passed since start, or ctx ends.
 func (c *costEstimate) padFrom(ctx context.Context, start time.Time) {
-	wait := time.Until(start.Add(min(c.median(), maxPad)))
+	// Twice the median: long enough that nearly every request, of
+	// either kind, ends in this wait, so that a loaded machine's late
+	// timers delay both kinds alike instead of only those that were quick.
+	wait := time.Until(start.Add(min(2*c.median(), maxPad)))
 	if wait <= 0 {
 		return
 	}
