@@ -102,10 +102,23 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
 	// Connect the writer first: it switches the file to WAL, which the
-	// readers rely on to read while a write is in progress.
-	if err := w.PingContext(ctx); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open sqlite writer: %w", err)
+	// readers rely on to read while a write is in progress. Setting the
+	// journal mode needs the lock that another process's migration holds
+	// (see migrationLock), and SQLite reports that busy at once rather than
+	// through busy_timeout: try again for a while.
+	for deadline := time.Now().Add(time.Minute); ; {
+		err := w.PingContext(ctx)
+		if err == nil {
+			break
+		}
+		if !isBusy(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			w.Close()
+			return nil, fmt.Errorf("open sqlite writer: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 
 	rq := cloneValues(common)
