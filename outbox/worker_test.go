@@ -155,9 +155,12 @@ func TestRetriesUntilDelivered(t *testing.T) {
 			stop := start(t, w)
 
 			var d []sessiond.Delivery
+			// Until the worker has counted the outcome too: stopping it the
+			// moment the row reads delivered can cancel the call that
+			// recorded it before its answer is back.
 			eventually(t, "delivered", func() bool {
 				d, err = s.WebhookDeliveries(t.Context(), "a", 10)
-				return err == nil && len(d) == 1 && d[0].Status != sessiond.OutboxPending
+				return err == nil && len(d) == 1 && d[0].Status != sessiond.OutboxPending && deliveries(t, reg, "delivered") == 1
 			})
 			stop()
 			if got := calls.Load(); got != 3 {
