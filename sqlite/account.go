@@ -74,18 +74,25 @@ const deleteExpiredAccountTokens = `DELETE FROM account_tokens WHERE hash IN (
 
 // DeleteExpiredAccountTokens deletes one batch of tokens expired by now.
 func (db *DB) DeleteExpiredAccountTokens(ctx context.Context, now time.Time, limit int) (int, error) {
+	return db.deleteExpired(ctx, deleteExpiredAccountTokens, "delete expired account tokens", now, limit)
+}
+
+// deleteExpired runs query, a DELETE of one batch of rows expired by now
+// (its parameters: now, then limit), and returns how many it deleted: the
+// sweep of account tokens, MFA challenges and passkey challenges alike.
+func (db *DB) deleteExpired(ctx context.Context, query, op string, now time.Time, limit int) (int, error) {
 	if limit < 1 { // SQLite reads a negative LIMIT as "no limit"
 		return 0, nil
 	}
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
-	res, err := db.w.ExecContext(ctx, deleteExpiredAccountTokens, micros(sessiond.Now(now)), limit)
+	res, err := db.w.ExecContext(ctx, query, micros(sessiond.Now(now)), limit)
 	if err != nil {
-		return 0, storeError("delete expired account tokens", err)
+		return 0, storeError(op, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, storeError("delete expired account tokens", err)
+		return 0, storeError(op, err)
 	}
 	return int(n), nil
 }

@@ -183,18 +183,5 @@ const deleteExpiredMFAChallenges = `DELETE FROM mfa_challenges WHERE hash IN (
 // DeleteExpiredMFAChallenges deletes one batch of unfinished logins
 // expired by now.
 func (db *DB) DeleteExpiredMFAChallenges(ctx context.Context, now time.Time, limit int) (int, error) {
-	if limit < 1 { // SQLite reads a negative LIMIT as "no limit"
-		return 0, nil
-	}
-	ctx, cancel := db.ctx(ctx)
-	defer cancel()
-	res, err := db.w.ExecContext(ctx, deleteExpiredMFAChallenges, micros(sessiond.Now(now)), limit)
-	if err != nil {
-		return 0, storeError("delete expired mfa challenges", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, storeError("delete expired mfa challenges", err)
-	}
-	return int(n), nil
+	return db.deleteExpired(ctx, deleteExpiredMFAChallenges, "delete expired mfa challenges", now, limit)
 }

@@ -151,18 +151,5 @@ const deleteExpiredPasskeyChallenges = `DELETE FROM passkey_challenges WHERE id 
 // DeleteExpiredPasskeyChallenges deletes one batch of challenges expired
 // by now.
 func (db *DB) DeleteExpiredPasskeyChallenges(ctx context.Context, now time.Time, limit int) (int, error) {
-	if limit < 1 { // SQLite reads a negative LIMIT as "no limit"
-		return 0, nil
-	}
-	ctx, cancel := db.ctx(ctx)
-	defer cancel()
-	res, err := db.w.ExecContext(ctx, deleteExpiredPasskeyChallenges, micros(sessiond.Now(now)), limit)
-	if err != nil {
-		return 0, storeError("delete expired passkey challenges", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, storeError("delete expired passkey challenges", err)
-	}
-	return int(n), nil
+	return db.deleteExpired(ctx, deleteExpiredPasskeyChallenges, "delete expired passkey challenges", now, limit)
 }
