@@ -1,6 +1,7 @@
 // Package web holds the pages sessiond serves to people, embedded in the
 // binary so no Node build step is needed: today the account page
-// (account/index.html, app.js, mfa.js, passkey.js, style.css), where a user
+// (account/index.html, app.js, mfa.js, passkey.js, style.css, and
+// sessiond-browser.js, a copy of the browser SDK in js/src), where a user
 // signs up, signs in with cookie mode, sees and ends their sessions, and
 // manages the account (address, password, deletion, second factors,
 // passkeys), and where the links in account mail land. Start reading at

@@ -1,9 +1,12 @@
 package web
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -22,7 +25,7 @@ func TestAccountHandlerPaths(t *testing.T) {
 		return res, string(body)
 	}
 	_, index := get("GET", "/account/")
-	if !strings.Contains(index, `<script src="/account/app.js"`) {
+	if !strings.Contains(index, `<script type="module" src="/account/app.js">`) {
 		t.Fatalf("GET /account/: got %q, want the page", index)
 	}
 	for _, tc := range []struct {
@@ -37,6 +40,7 @@ func TestAccountHandlerPaths(t *testing.T) {
 		{"GET", "/account/forgot", 200, "text/html; charset=utf-8", index},
 		{"HEAD", "/account/verify", 200, "text/html; charset=utf-8", ""},
 		{"GET", "/account/app.js", 200, "text/javascript; charset=utf-8", ""},
+		{"GET", "/account/sessiond-browser.js", 200, "text/javascript; charset=utf-8", ""},
 		{"GET", "/account/style.css", 200, "text/css; charset=utf-8", ""},
 		{"GET", "/account/verify/", 404, "", ""},
 		{"GET", "/account/verify/app.js", 404, "", ""},
@@ -56,5 +60,23 @@ func TestAccountHandlerPaths(t *testing.T) {
 		if tc.wantBody != "" && body != tc.wantBody {
 			t.Errorf("%s %s: got a body other than the page's", tc.method, tc.path)
 		}
+	}
+}
+
+// TestSDKCopy: the account page runs on the browser SDK, whose source is
+// js/src/sessiond-browser.js; go:embed cannot reach outside this directory,
+// so account/ holds a copy, which must be that file byte for byte (after a
+// change there: cp js/src/sessiond-browser.js web/account/).
+func TestSDKCopy(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "js", "src", "sessiond-browser.js"))
+	if err != nil {
+		t.Fatalf("read the SDK's source: %v", err)
+	}
+	embedded, err := files.ReadFile("account/sessiond-browser.js")
+	if err != nil {
+		t.Fatalf("read the embedded copy: %v", err)
+	}
+	if !bytes.Equal(src, embedded) {
+		t.Fatalf("web/account/sessiond-browser.js differs from js/src/sessiond-browser.js: run cp js/src/sessiond-browser.js web/account/")
 	}
 }

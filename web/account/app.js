@@ -1,13 +1,21 @@
 // The account page: sign up, sign in, see where you're signed in and end
 // sessions, and look after the account (its address, its password, its
 // deletion); the links in account mail (/account/verify, /account/reset)
-// open their own views of it. It uses sessiond's cookie mode
-// (httpapi/cookie.go): the refresh token lives in an HttpOnly cookie this
-// script cannot read, and the access token only in the variable below, so
-// an injected script finds nothing to steal that outlives the page. Served
-// from the same origin as the API. Organised by view: each has its open…
-// (when it has a path of its own) and init… functions.
-'use strict';
+// open their own views of it. Its session is the browser SDK's
+// (sessiond-browser.js, a copy of js/src/sessiond-browser.js): cookie mode,
+// so the refresh token lives in an HttpOnly cookie no script can read and
+// the access token in the SDK's memory only; one refresh for all of the
+// page's tabs, and signing out in one signs out all; the session bound to a
+// non-extractable key of this browser (DPoP), so a copied cookie is of no
+// use elsewhere. Served from the same origin as the API. Organised by view:
+// each has its open… (when it has a path of its own) and init… functions.
+// mfa.js and passkey.js add the second factors and passkeys.
+
+import { createClient, SessiondError } from './sessiond-browser.js';
+import { mfaInit, mfaLoginStep, renderMFA } from './mfa.js';
+import { passkeyInit } from './passkey.js';
+
+export { SessiondError };
 
 // ---- Device names from user agents --------------------------------------
 
@@ -96,79 +104,15 @@ function duration(secs) {
   return plural(Math.ceil(secs / 3600), 'hour');
 }
 
-// ---- The API --------------------------------------------------------------
+// ---- The session ----------------------------------------------------------
 
-class ApiError extends Error {
-  constructor(status, problem, retryAfter) {
-    super((problem && problem.detail) || 'HTTP ' + status);
-    this.status = status;
-    this.code = (problem && problem.code) || '';
-    this.retryAfter = retryAfter;
-    this.problem = problem || {}; // extension members: mfa_token, methods
-  }
-}
-
-// The access token: memory only, never storage.
-let accessToken = null;
-let refreshTimer = null;
-
-// call sends one request. cookie: the request sets or uses the refresh
-// cookie, so it opts into cookie mode and carries the CSRF header.
-async function call(method, path, { body, cookie = false, bearer = false } = {}) {
-  const headers = {};
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  if (cookie) { headers['X-Sessiond-Cookie'] = '1'; headers['X-Sessiond-CSRF'] = '1'; }
-  if (bearer && accessToken) headers['Authorization'] = 'Bearer ' + accessToken;
-  let res;
-  try {
-    res = await fetch(path, {
-      method, headers, credentials: 'same-origin', cache: 'no-store',
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch (e) {
-    throw new ApiError(0, { code: 'network', detail: String(e) });
-  }
-  let data = null;
-  if (res.status !== 204) {
-    try { data = await res.json(); } catch (e) { data = null; }
-  }
-  if (!res.ok) {
-    throw new ApiError(res.status, data, Number(res.headers.get('Retry-After')) || 0);
-  }
-  return data;
-}
-
-// tokens installs a token response and schedules the next refresh a little
-// before the access token expires.
-function tokens(t) {
-  accessToken = t.access_token;
-  clearTimeout(refreshTimer);
-  const ms = Math.max(5, t.expires_in * 0.8) * 1000;
-  refreshTimer = setTimeout(() => { refresh().catch(signedOut); }, ms);
-}
-
-async function refresh() {
-  tokens(await call('POST', '/v1/refresh', { cookie: true }));
-}
-
-// authed runs a Bearer call; when the access token has expired (the laptop
-// slept) it refreshes once and retries. Only invalid_token retries: a 401
-// for a wrong password (changing it, deleting the account) is the answer,
-// and sending the password again would count as a second failed attempt.
-async function authed(method, path, body) {
-  try {
-    return await call(method, path, { body, bearer: true });
-  } catch (e) {
-    if (e.status !== 401 || e.code !== 'invalid_token') throw e;
-    await refresh();
-    return call(method, path, { body, bearer: true });
-  }
-}
+// client holds the session: every call to the API goes through it.
+export const client = createClient({ baseUrl: location.origin });
 
 // ---- Errors in words ------------------------------------------------------
 
 // The codes that mean this browser's session is over.
-const ENDED = ['invalid_refresh_token', 'refresh_token_reused', 'session_expired', 'invalid_token'];
+export const ENDED = ['invalid_refresh_token', 'refresh_token_reused', 'session_expired', 'invalid_token'];
 
 const wait = (e) => 'Wait ' + (e.retryAfter ? duration(e.retryAfter) : 'a few minutes') + ' and try again.';
 
@@ -196,7 +140,7 @@ const SAY = {
   not_found: 'That session has already ended.',
 };
 
-function sayError(e, own = {}) {
+export function sayError(e, own = {}) {
   let said = own[e.code] || SAY[e.code];
   if (!said && ENDED.includes(e.code)) said = 'Your session has ended. Sign in again.';
   if (typeof said === 'function') said = said(e);
@@ -205,17 +149,17 @@ function sayError(e, own = {}) {
 
 // ---- Page helpers ---------------------------------------------------------
 
-const $ = (id) => document.getElementById(id);
+export const $ = (id) => document.getElementById(id);
 
 // show makes one view (an element with data-view) the visible one.
-function show(view, focus) {
+export function show(view, focus) {
   for (const v of document.querySelectorAll('[data-view]')) v.hidden = v.id !== view;
   if (view !== 'view-account') $('passkeys-section').hidden = true;
   $('who').hidden = view !== 'view-account';
   if (focus) $(focus).focus();
 }
 
-function setError(id, e, own) {
+export function setError(id, e, own) {
   const el = $(id);
   el.textContent = e ? sayError(e, own) : '';
   el.hidden = !e;
@@ -228,13 +172,13 @@ function notice(id, text) {
   el.hidden = !text;
 }
 
-function announce(text) {
+export function announce(text) {
   $('status').textContent = text;
 }
 
 // busy disables el's controls while f's request is in flight, then moves
 // the focus to the element f returns (a disabled control cannot take it).
-async function busy(el, f) {
+export async function busy(el, f) {
   const controls = el.querySelectorAll('input, button');
   controls.forEach((c) => { c.disabled = true; });
   let focus = null;
@@ -283,9 +227,7 @@ const linkFinal = (e) => e.code === 'invalid_link' || e.code === 'invalid_reques
 
 // signedOut returns to the sign-in form, saying why: text, or the reason the
 // session ended elsewhere.
-function signedOut(e, text) {
-  accessToken = null;
-  clearTimeout(refreshTimer);
+export function signedOut(e, text) {
   clearAccount();
   let say = typeof text === 'string' ? text : '';
   if (!say && e && ENDED.includes(e.code)) say = 'You were signed out. Sign in again to continue.';
@@ -295,11 +237,41 @@ function signedOut(e, text) {
   show('view-signin', say ? 'signin-notice' : 'signin-title');
 }
 
-// resume shows the account of the session the cookie holds, if any.
-function resume() {
-  return refresh().then(() => showAccount(false)).catch((e) => {
-    // No cookie at all is a 400: a first visit, not a sign-out.
-    signedOut(e.status === 400 ? null : e);
+// endedBy is why the session ended, as signedOut takes it: nothing to say
+// when this browser's person ended it (in any tab) or there was none (a
+// first visit), else the refresh's problem code.
+const QUIET = ['signOut', 'signOutEverywhere', 'accountDeleted', 'no_session'];
+const endedBy = (reason) => (QUIET.includes(reason) ? null : { code: reason, status: 401 });
+let endReason = 'no_session';
+
+// resume shows the account of the session the cookie holds, if any: a
+// live tab's, or one refresh's.
+async function resume() {
+  let state;
+  try {
+    state = await client.restore();
+  } catch (e) {
+    // sessiond is out of reach; the SDK keeps trying, and onChange shows
+    // the account once it is back.
+    return signedOut(e);
+  }
+  if (state !== 'signedIn') return signedOut(endedBy(endReason));
+  try { await showAccount(false); } catch (e) { handleAccountError(e); }
+}
+
+// Other tabs, and the SDK's own refreshes, change the session too: a page
+// showing the account follows a sign-out; a page waiting at the sign-in
+// form follows a sign-in elsewhere, or the session coming back after an
+// outage. Views of mail links stay as they are.
+function initSession() {
+  client.onChange(({ state, reason }) => {
+    if (state === 'signedOut') {
+      endReason = reason;
+      if (!$('view-account').hidden) signedOut(endedBy(reason));
+    } else if ((reason === 'peer' || reason === 'restore') && !$('view-signin').hidden) {
+      notice('signin-notice', '');
+      showAccount(false).catch(handleAccountError);
+    }
   });
 }
 
@@ -314,14 +286,8 @@ function toSignIn() {
 }
 
 async function signIn(email, password) {
-  let t;
-  try {
-    t = await call('POST', '/v1/login', { body: { email, password }, cookie: true });
-  } catch (e) {
-    if (e.code === 'mfa_required') return mfaLoginStep(e.problem, email); // mfa.js
-    throw e;
-  }
-  tokens(t);
+  const r = await client.signIn({ email, password });
+  if (r.mfaRequired) return mfaLoginStep(r, email); // mfa.js
   notice('signin-notice', '');
   await showAccount(true);
   announce('Signed in as ' + email + '.');
@@ -349,7 +315,7 @@ function initSignIn() {
     const password = $('signup-password').value;
     let created;
     try {
-      created = await call('POST', '/v1/signup', { body: { email, password } });
+      created = await client.signUp({ email, password });
     } catch (e) {
       setError('signup-error', e);
       return e.code === 'weak_password' ? $('signup-password') : $('signup-email');
@@ -391,7 +357,7 @@ function initForgot() {
   onSubmit('forgot-form', 'forgot-error', async () => {
     const email = $('forgot-email').value.trim();
     try {
-      await call('POST', '/v1/password/forgot', { body: { email } });
+      await client.forgotPassword({ email });
     } catch (e) {
       setError('forgot-error', e);
       return $('forgot-email');
@@ -422,7 +388,7 @@ function initVerify() {
   $('verify-submit').addEventListener('click', () => busy($('verify-ask'), async () => {
     setError('verify-error', null);
     try {
-      await call('POST', '/v1/email/verify', { body: { token: verifyToken } });
+      await client.verifyEmail({ token: verifyToken });
     } catch (e) {
       if (!linkFinal(e)) {
         setError('verify-error', e, {
@@ -471,7 +437,7 @@ function initReset() {
       return $('reset-confirm');
     }
     try {
-      await call('POST', '/v1/password/reset', { body: { token: resetToken, new_password: password } });
+      await client.resetPassword({ token: resetToken, newPassword: password });
     } catch (e) {
       if (!linkFinal(e)) {
         setError('reset-error', e);
@@ -498,12 +464,12 @@ function initReset() {
 
 let me = null; // GET /v1/me
 
-async function showAccount(focus) {
-  const [who, list] = await Promise.all([authed('GET', '/v1/me'), authed('GET', '/v1/sessions')]);
+export async function showAccount(focus) {
+  const [who, list] = await Promise.all([client.me(), client.sessions()]);
   me = who;
   $('who-email').textContent = me.email;
   renderEmail(me);
-  renderSessions(list.sessions);
+  renderSessions(list);
   setError('account-error', null);
   await renderMFA(); // mfa.js
   show('view-account', focus ? 'sessions-title' : null);
@@ -521,7 +487,7 @@ function clearAccount() {
   cancelDelete();
 }
 
-function handleAccountError(e) {
+export function handleAccountError(e) {
   if (ENDED.includes(e.code)) return signedOut(e);
   setError('account-error', e);
 }
@@ -581,7 +547,7 @@ function renderSessions(sessions) {
   }
 }
 
-function timeEl(iso) {
+export function timeEl(iso) {
   const t = document.createElement('time');
   t.dateTime = iso;
   t.title = new Date(iso).toLocaleString();
@@ -592,7 +558,7 @@ function timeEl(iso) {
 async function revoke(s, device, btn) {
   btn.disabled = true;
   try {
-    await authed('DELETE', '/v1/sessions/' + encodeURIComponent(s.session_id));
+    await client.endSession(s.session_id);
     announce('Signed out ' + device.name + '.');
   } catch (e) {
     if (e.code !== 'not_found') {
@@ -605,18 +571,17 @@ async function revoke(s, device, btn) {
 }
 
 async function signOutHere() {
-  try { await call('POST', '/v1/logout', { cookie: true }); } catch (e) { /* the cookie is cleared either way */ }
+  await client.signOut(); // every tab of this page follows
   signedOut(null);
   announce('You are signed out.');
 }
 
 async function signOutEverywhere() {
   try {
-    await authed('POST', '/v1/logout-all');
+    await client.signOutEverywhere();
   } catch (e) {
     return handleAccountError(e);
   }
-  try { await call('POST', '/v1/logout', { cookie: true }); } catch (e) { /* only clears the cookie */ }
   signedOut(null);
   announce('You are signed out everywhere.');
 }
@@ -627,7 +592,7 @@ async function resendVerification() {
   notice('email-notice', '');
   await busy(btn.parentElement, async () => {
     try {
-      await authed('POST', '/v1/email/verify/resend');
+      await client.resendVerification();
     } catch (e) {
       if (ENDED.includes(e.code)) return signedOut(e);
       setError('email-resend-error', e);
@@ -650,15 +615,14 @@ function cancelDelete() {
 async function deleteAccount() {
   await busy($('delete-form'), async () => {
     try {
-      await authed('DELETE', '/v1/me', { password: $('delete-password').value });
+      await client.deleteAccount({ password: $('delete-password').value });
     } catch (e) {
       if (ENDED.includes(e.code)) return signedOut(e);
       cancelDelete();
       setError('delete-error', e, { invalid_credentials: "That isn't your password. Your account is still here." });
       return $('delete-password');
     }
-    // The session went with the account; this only clears the cookie.
-    try { await call('POST', '/v1/logout', { cookie: true }); } catch (e) { /* gone already */ }
+    // The session went with the account, in every tab.
     signedOut(null, 'Your account has been deleted.');
   });
 }
@@ -672,7 +636,7 @@ function initAccount() {
     const email = $('email-new').value.trim();
     notice('email-notice', '');
     try {
-      await authed('POST', '/v1/email', { password: $('email-password').value, new_email: email });
+      await client.changeEmail({ password: $('email-password').value, newEmail: email });
     } catch (e) {
       if (ENDED.includes(e.code)) return signedOut(e);
       setError('email-error', e, { ...OWN_PASSWORD, invalid_email: (e) => "That address can't be used: " + e.message });
@@ -687,7 +651,7 @@ function initAccount() {
   onSubmit('password-form', 'password-error', async (form) => {
     notice('password-notice', '');
     try {
-      await authed('POST', '/v1/password', { current_password: $('password-current').value, new_password: $('password-new').value });
+      await client.changePassword({ currentPassword: $('password-current').value, newPassword: $('password-new').value });
     } catch (e) {
       if (ENDED.includes(e.code)) return signedOut(e);
       setError('password-error', e, OWN_PASSWORD);
@@ -711,7 +675,7 @@ function initAccount() {
 
   // Coming back to the tab shows the account as it is now.
   document.addEventListener('visibilitychange', () => {
-    if (document.visibilityState === 'visible' && accessToken) {
+    if (document.visibilityState === 'visible' && client.state === 'signedIn' && !$('view-account').hidden) {
       showAccount(false).catch(handleAccountError);
     }
   });
@@ -728,11 +692,14 @@ const LINKS = {
 };
 
 function init() {
+  initSession();
   initSignIn();
   initForgot();
   initVerify();
   initReset();
   initAccount();
+  mfaInit();
+  passkeyInit();
   const open = LINKS[location.pathname];
   if (open) open();
   else resume();

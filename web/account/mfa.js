@@ -4,8 +4,9 @@
 // code and key, confirmed by a first code), the recovery codes (shown once,
 // with a download), turning it off, new codes, and the prompt that proves
 // it's you again when an action answers reauthentication_required.
-// It shares app.js's scope (call, tokens, refresh, $, show, sayError…).
-'use strict';
+// Its requests go through app.js's client (the browser SDK).
+
+import { client, SessiondError, $, show, sayError, busy, announce, showAccount, signedOut, ENDED } from './app.js';
 
 // ---- The sign-in step -----------------------------------------------------
 
@@ -14,9 +15,11 @@ let mfaPending = null; // {token, email}: the open second step of a sign-in
 const passkeysWork = typeof window.PublicKeyCredential === 'function' &&
   typeof PublicKeyCredential.parseRequestOptionsFromJSON === 'function';
 
-function mfaLoginStep(problem, email) {
-  mfaPending = { token: problem.mfa_token, email };
-  const methods = problem.methods || ['totp', 'recovery_code'];
+// mfaLoginStep shows the second step of a sign-in: step is what
+// client.signIn answered ({mfaToken, methods}).
+export function mfaLoginStep(step, email) {
+  mfaPending = { token: step.mfaToken, email };
+  const methods = step.methods;
   const codes = methods.includes('totp');
   const passkey = methods.includes('passkey');
   useRecovery(false);
@@ -72,24 +75,17 @@ function setMFAError(id, e) {
 
 async function finishMFALogin() {
   const recovery = !$('mfa-login-recovery-field').hidden;
-  const body = { mfa_token: mfaPending.token };
-  if (recovery) body.recovery_code = $('mfa-login-recovery').value.trim();
-  else body.code = $('mfa-login-code').value.replace(/\s+/g, '');
-  tokens(await call('POST', '/v1/login/mfa', { body, cookie: true }));
+  const factor = { mfaToken: mfaPending.token };
+  if (recovery) factor.recoveryCode = $('mfa-login-recovery').value.trim();
+  else factor.code = $('mfa-login-code').value.replace(/\s+/g, '');
+  await client.completeMfa(factor);
   await mfaSignedIn();
 }
 
 // finishMFAWithPasskey is the passkey's way through the second step: a
 // ceremony begun with the mfa_token, for this account's passkeys.
 async function finishMFAWithPasskey() {
-  const tok = mfaPending.token;
-  const begun = await call('POST', '/v1/login/passkey/begin', { body: { mfa_token: tok } });
-  const cred = await navigator.credentials.get({
-    publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(begun.options),
-  });
-  tokens(await call('POST', '/v1/login/mfa', {
-    body: { mfa_token: tok, challenge_id: begun.challenge_id, credential: cred.toJSON() }, cookie: true,
-  }));
+  await client.completeMfa({ mfaToken: mfaPending.token, passkey: true });
   await mfaSignedIn();
 }
 
@@ -102,26 +98,12 @@ async function mfaSignedIn() {
   announce('Signed in as ' + email + '.');
 }
 
-// ---- Bearer calls with a body ---------------------------------------------
-
-// mfaCall is authed (app.js) with a body: on a 401 it refreshes once and
-// retries, unless the 401 is about the code rather than the token.
-async function mfaCall(method, path, body) {
-  try {
-    return await call(method, path, { body, bearer: true });
-  } catch (e) {
-    if (e.status !== 401 || e.code === 'invalid_credentials') throw e;
-    await refresh();
-    return call(method, path, { body, bearer: true });
-  }
-}
-
 // ---- The account section ------------------------------------------------
 
 let mfaStatus = { totp: false, recovery_codes_left: 0 };
 
-async function renderMFA() {
-  mfaStatus = await mfaCall('GET', '/v1/mfa');
+export async function renderMFA() {
+  mfaStatus = await client.mfa();
   const on = mfaStatus.totp;
   $('mfa-state').textContent = on
     ? 'On: signing in asks for a code from your authenticator app. ' + mfaStatus.recovery_codes_left + ' recovery codes left.'
@@ -164,14 +146,14 @@ function stepUp() {
         ? { code: $('mfa-stepup-code').value.replace(/\s+/g, '') }
         : { password: $('mfa-stepup-password').value };
       try {
-        await mfaCall('POST', '/v1/reauthenticate', body);
+        await client.reauthenticate(body);
         done();
         resolve();
       } catch (e) {
         setMFAError('mfa-error', e);
       }
     };
-    $('mfa-stepup-cancel').onclick = () => { done(); reject(new ApiError(0, { code: 'cancelled', detail: 'Cancelled.' })); };
+    $('mfa-stepup-cancel').onclick = () => { done(); reject(new SessiondError(0, { code: 'cancelled', detail: 'Cancelled.' })); };
   });
 }
 
@@ -182,7 +164,7 @@ function mfaFailed(e) {
 }
 
 async function beginSetup() {
-  const enrol = await withStepUp(() => mfaCall('POST', '/v1/mfa/totp'));
+  const enrol = await withStepUp(() => client.enrollTotp());
   $('mfa-qr').src = enrol.qr_code;
   $('mfa-secret').textContent = enrol.secret;
   $('mfa-enrol').hidden = false;
@@ -192,7 +174,7 @@ async function beginSetup() {
 
 async function confirmSetup() {
   const code = $('mfa-confirm-code').value.replace(/\s+/g, '');
-  const r = await mfaCall('POST', '/v1/mfa/totp/confirm', { code });
+  const r = await client.confirmTotp({ code });
   $('mfa-enrol').hidden = true;
   $('mfa-confirm-form').reset();
   showCodes(r.recovery_codes);
@@ -231,20 +213,20 @@ function hideCodes() {
 }
 
 async function disableTOTP() {
-  await withStepUp(() => mfaCall('DELETE', '/v1/mfa/totp'));
+  await withStepUp(() => client.disableTotp());
   hideCodes();
   await renderMFA();
   announce('Two-step verification is off.');
 }
 
 async function regenerateCodes() {
-  const r = await withStepUp(() => mfaCall('POST', '/v1/mfa/recovery-codes'));
+  const r = await withStepUp(() => client.regenerateRecoveryCodes());
   showCodes(r.recovery_codes);
   await renderMFA();
   announce('New recovery codes; the old ones no longer work.');
 }
 
-function mfaInit() {
+export function mfaInit() {
   $('mfa-login-toggle').addEventListener('click', () => {
     useRecovery($('mfa-login-recovery-field').hidden);
     setMFAError('mfa-login-error', null);
@@ -290,5 +272,3 @@ function mfaInit() {
   $('mfa-disable').addEventListener('click', () => disableTOTP().catch(mfaFailed));
   $('mfa-regenerate').addEventListener('click', () => regenerateCodes().catch(mfaFailed));
 }
-
-mfaInit();
