@@ -32,3 +32,20 @@ done
 # shellcheck disable=SC2086 # $plain is a list of package paths
 go test -count=1 $plain
 go test -race -count=1 "${race[@]}"
+
+# The browser SDK (js/): its unit tests wherever node is; its browser tests,
+# which drive Chromium against a sessiond built here, where playwright-core
+# (cd js && npm ci) and /usr/bin/chromium are too.
+if command -v node >/dev/null 2>&1; then
+	node --test js/test/unit
+	if [ -d js/node_modules/playwright-core ] && [ -x /usr/bin/chromium ]; then
+		tmp=$(mktemp -d)
+		trap 'rm -rf "$tmp"' EXIT
+		go build -o "$tmp/sessiond" ./cmd/sessiond
+		(cd js && SESSIOND_BIN="$tmp/sessiond" node --test --test-concurrency=1 test/browser)
+	else
+		echo "test.sh: js/node_modules/playwright-core or /usr/bin/chromium is missing: the SDK's browser tests skip (cd js && npm ci)"
+	fi
+else
+	echo "test.sh: no node: the browser SDK's tests skip"
+fi
