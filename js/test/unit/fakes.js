@@ -80,9 +80,9 @@ export class Hub {
 }
 
 export class MemoryStorage {
-  constructor() { this.m = new Map() }
+  constructor() { this.m = new Map(); this.log = [] }
   getItem(k) { return this.m.has(k) ? this.m.get(k) : null }
-  setItem(k, v) { this.m.set(k, String(v)) }
+  setItem(k, v) { this.log.push([k, String(v)]); this.m.set(k, String(v)) }
   removeItem(k) { this.m.delete(k) }
 }
 

@@ -41,6 +41,25 @@ test('fetch gives the AT to sessiond and tokenOrigins only, and passes other req
   b.close()
 })
 
+test('fetch takes a Request as input, and a Request with a body is replayed from a copy', async () => {
+  const b = new Browser()
+  const tab = b.tab()
+  await signIn(tab)
+  let first = true
+  b.server.override = (req) => {
+    if (first && new URL(req.url).pathname === '/notes') {
+      first = false
+      return new Response('', { status: 401, headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' } })
+    }
+  }
+  const res = await tab.fetch(new Request('https://api.test/notes', { method: 'POST', body: 'from a Request', headers: { 'X-Mine': '1' } }))
+  assert.equal(res.status, 200)
+  const notes = b.server.requests.filter((r) => new URL(r.url).pathname === '/notes')
+  assert.deepEqual(await Promise.all(notes.map((r) => r.text())), ['from a Request', 'from a Request'])
+  assert.deepEqual(notes.map((r) => r.headers.get('X-Mine')), ['1', '1'])
+  b.close()
+})
+
 test('a 401 about the token refreshes once and retries once; others are the answer', async () => {
   const cases = [
     { name: 'invalid_token, GET', init: {}, expired: true, refreshes: 1, sent: 2, status: 200 },

@@ -229,6 +229,10 @@ test('without Web Locks a localStorage lease still lets five tabs refresh once',
     assert.equal(b.server.refreshes, round)
   }
   assert.equal(b.storage.getItem('sessiond-refresh:https://auth.test'), null, 'the lease was left behind')
+  // The lease holds a tab id and an expiry, never a token.
+  const leases = b.storage.log.filter(([k]) => k.startsWith('sessiond-refresh:'))
+  assert.ok(leases.length >= 2)
+  for (const [, v] of b.storage.log) assert.doesNotMatch(v, /at-\d/, 'a token went into localStorage')
   b.close()
 })
 
