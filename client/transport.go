@@ -23,6 +23,13 @@ import (
 // replayed, that is when GetBody is set, as http.NewRequest does for
 // in-memory bodies). Requests to other origins, redirects included, go out
 // untouched.
+//
+// A DPoP-bound access token (Options.DPoP) goes as "Authorization: DPoP"
+// with a fresh proof for the request's method and URL and the token's hash;
+// the URL must be the one the service checks proofs against (its
+// VerifierOptions.PublicURL). An answer that asks for a DPoP nonce
+// (use_dpop_nonce) is followed by one retry with it, and the latest nonce
+// each origin gave goes into the next proofs to it.
 func (c *Client) HTTPClient() *http.Client {
 	hc := *c.hc
 	hc.Transport = c.Transport(c.hc.Transport)
