@@ -43,7 +43,7 @@ func (a *rotatingAuth) Login(context.Context, string, string, sessiond.ClientInf
 	return a.mint(), nil
 }
 
-func (a *rotatingAuth) Refresh(_ context.Context, rt string) (*sessiond.Tokens, error) {
+func (a *rotatingAuth) Refresh(_ context.Context, rt string, _ sessiond.DPoPProof) (*sessiond.Tokens, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.live[rt] {
@@ -53,7 +53,7 @@ func (a *rotatingAuth) Refresh(_ context.Context, rt string) (*sessiond.Tokens, 
 	return a.mint(), nil
 }
 
-func (a *rotatingAuth) LogoutRefresh(_ context.Context, rt string) error {
+func (a *rotatingAuth) LogoutRefresh(_ context.Context, rt string, _ sessiond.DPoPProof) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.live[rt] {
