@@ -233,3 +233,21 @@ func TestClientDPoPSessiondRequired(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestClientDPoPSessiondOff: a sessiond with DPoP off answers a Client with
+// a key with Bearer tokens, and the Client goes on with them: refreshes
+// (with proofs, which an unbound session does not need) and Bearer calls.
+func TestClientDPoPSessiondOff(t *testing.T) {
+	s := startSessiond(t, time.Minute, func(c *app.Config) { c.DPoP = string(sessiond.DPoPOff) })
+	ctx := context.Background()
+	c := loggedIn(t, s, "off@example.com", &client.Options{DPoP: dpop.NewKey()})
+	if typ := c.Tokens().TokenType; typ != "Bearer" {
+		t.Fatalf("login: got token type %q, want Bearer", typ)
+	}
+	if tok, err := c.Refresh(ctx); err != nil || tok.TokenType != "Bearer" {
+		t.Fatalf("refresh: got %+v, %v; want Bearer tokens", tok, err)
+	}
+	if _, err := c.Sessions(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
