@@ -22,5 +22,5 @@
 // (request.go) or Middleware, given its own public URL
 // (VerifierOptions.PublicURL): the proof must be for that URL and the
 // request's path, by the token's key (Claims.JKT), for this token, and new.
-// Verify alone checks a token, not its proof.
+// Verify, which sees a token without its request, refuses bound tokens.
 package client

@@ -64,8 +64,18 @@ func TestClientDPoPSessiond(t *testing.T) {
 	if tok.TokenType != "DPoP" {
 		t.Fatalf("login with a key: got token type %q, want DPoP", tok.TokenType)
 	}
-	v := newTestVerifier(t, s.jwksURL(), nil)
-	claims, err := v.Verify(ctx, tok.AccessToken)
+	v := newTestVerifier(t, s.jwksURL(), &client.VerifierOptions{PublicURL: "https://notes.test"})
+	if _, err := v.Verify(ctx, tok.AccessToken); !errors.Is(err, client.ErrDPoP) {
+		t.Fatalf("Verify of the bound token alone: got %v, want ErrDPoP", err)
+	}
+	req := httptest.NewRequest("GET", "https://notes.test/notes", nil)
+	proof, err := key.Proof(dpop.Claims{Method: "GET", URL: "https://notes.test/notes", AccessToken: tok.AccessToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "DPoP "+tok.AccessToken)
+	req.Header.Set(dpop.Header, proof)
+	claims, err := v.VerifyRequest(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func (v *Verifier) VerifyRequest(r *http.Request) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := v.Verify(r.Context(), tok)
+	c, err := v.verifyToken(r.Context(), tok)
 	if err != nil {
 		return nil, err
 	}

@@ -283,11 +283,21 @@ const maxNumericDate = 253402300799
 const maxJKTLen = 128
 
 // Verify checks token and returns its claims, or a *VerifyError saying why
-// not. It checks the token alone: a DPoP-bound one (Claims.Bound) is only
-// good with a proof by its key, which VerifyRequest checks and a caller of
-// Verify must check itself (or refuse bound tokens). It needs the network only when the kid is unknown: then it refetches
+// not. It sees the token alone, so it refuses a DPoP-bound one (ErrDPoP):
+// that is good only with a proof by its key, which VerifyRequest checks.
+// It needs the network only when the kid is unknown: then it refetches
 // the JWKS (rate-limited, shared with concurrent callers) within ctx.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+	c, err := v.verifyToken(ctx, token)
+	if err == nil && c.Bound() {
+		return nil, refuse(ErrDPoP, "the token is DPoP-bound: it needs its proof (VerifyRequest)")
+	}
+	return c, err
+}
+
+// verifyToken is Verify without the refusal of bound tokens, for
+// VerifyRequest, which checks their proofs.
+func (v *Verifier) verifyToken(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > maxTokenLen {
 		return nil, refuse(ErrMalformed, "token too long")
 	}
