@@ -22,9 +22,9 @@ func TestDependencies(t *testing.T) {
 		mod + "/password":        {mod, mod + "/internal/argon2"},
 		mod + "/internal/argon2": {}, // a copy of x/crypto's argon2: nothing of ours
 		mod + "/token":           {mod},
-		mod + "/auth":            {mod, mod + "/password", mod + "/token", mod + "/mfa"},
+		mod + "/auth":            {mod, mod + "/password", mod + "/token", mod + "/mfa", mod + "/dpop"},
 		mod + "/mfa":             {}, // TOTP and recovery codes: no storage, nothing of ours
-		mod + "/httpapi":         {mod, mod + "/api"},
+		mod + "/httpapi":         {mod, mod + "/api", mod + "/dpop"},
 		mod + "/sqlite":          {mod},
 		mod + "/postgres":        {mod},
 		mod + "/storetest":       {mod, mod + "/auth"}, // the suite proves auth's algorithms on each store
@@ -34,13 +34,14 @@ func TestDependencies(t *testing.T) {
 		mod + "/mail/mailtest":   {}, // a test SMTP server: none of our code
 		mod + "/internal/pgtest": {},
 		mod + "/api":             {},
-		mod + "/client":          {}, // for other services: no sessiond code at all
+		mod + "/client":          {mod + "/dpop"}, // for other services: no sessiond code but the proofs it shares
 		mod + "/examples/notes":  {mod + "/client"},
 		mod + "/web":             {},
 		mod + "/seal":            {},    // secrets at rest: the standard library's AEAD only
 		mod + "/passkey":         {mod}, // WebAuthn checks, behind sessiond.RelyingParty
+		mod + "/dpop":            {},    // DPoP proofs: the standard library only, shared with client
 	}
-	stdOnly := map[string]bool{mod: true, mod + "/client": true, mod + "/seal": true}
+	stdOnly := map[string]bool{mod: true, mod + "/client": true, mod + "/seal": true, mod + "/dpop": true}
 	// Packages that must not import these: the outbox worker knows nothing
 	// of how a channel delivers.
 	forbidden := map[string][]string{

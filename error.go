@@ -30,6 +30,12 @@ const (
 	CodeEmailNotVerified    = "email_not_verified"
 	CodeMFARequired         = "mfa_required"
 	CodeReauthRequired      = "reauthentication_required"
+	// CodeInvalidDPoPProof: a DPoP proof is missing where the session or
+	// token is bound, malformed, replayed, stale, or by another key.
+	// CodeUseDPoPNonce: the proof lacks the server's current nonce, which
+	// the answer's DPoP-Nonce header carries (RFC 9449 §8).
+	CodeInvalidDPoPProof = "invalid_dpop_proof"
+	CodeUseDPoPNonce     = "use_dpop_nonce"
 )
 
 // Error is the one error type that carries a code across package boundaries.

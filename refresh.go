@@ -44,6 +44,10 @@ type RefreshAttempt struct {
 	// IsAncestor reports whether deriving steps times from the presented
 	// secret yields a secret with SHA-256 equal to hash.
 	IsAncestor func(steps uint64, hash []byte) bool
+	// DPoPJKT is the thumbprint of the key whose DPoP proof came with the
+	// token, verified and new; "" when none did. A bound session refreshes
+	// only with its own key's (Session.DPoPAllows).
+	DPoPJKT string
 }
 
 // RefreshVerdict is what a presented refresh token is to its session.

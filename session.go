@@ -2,6 +2,7 @@ package sessiond
 
 import (
 	"context"
+	"crypto/subtle"
 	"sort"
 	"time"
 )
@@ -31,6 +32,19 @@ type Session struct {
 	// session carries both. A zero AuthTime means CreatedAt.
 	AMR      []string
 	AuthTime time.Time
+
+	// DPoPJKT is the RFC 7638 thumbprint of the key the session is bound
+	// to (DPoP, RFC 9449): every refresh of it needs a proof by that key.
+	// Empty for an unbound session. Set at login and never changed.
+	DPoPJKT string
+}
+
+// DPoPAllows reports whether a request whose DPoP proof was made with the
+// key of thumbprint jkt ("" for a request without a proof) may use s: any
+// request may use an unbound session, only one with the bound key's proof
+// a bound one.
+func (s *Session) DPoPAllows(jkt string) bool {
+	return s.DPoPJKT == "" || subtle.ConstantTimeCompare([]byte(s.DPoPJKT), []byte(jkt)) == 1
 }
 
 // Policy is the part of the configuration that decides about sessions.

@@ -133,3 +133,23 @@ func TestSweepExpired(t *testing.T) {
 		})
 	}
 }
+
+func TestDPoPAllows(t *testing.T) {
+	const a, b = "key-a-thumbprint", "key-b-thumbprint"
+	for _, tc := range []struct {
+		bound, presented string
+		want             bool
+	}{
+		{"", "", true}, // unbound, no proof
+		{"", a, true},  // unbound, a proof binds nothing
+		{a, a, true},   // the bound key
+		{a, "", false}, // no proof
+		{a, b, false},  // another key
+		{a, a[:4], false},
+	} {
+		s := &sessiond.Session{DPoPJKT: tc.bound}
+		if got := s.DPoPAllows(tc.presented); got != tc.want {
+			t.Errorf("bound to %q, presented %q: got %v, want %v", tc.bound, tc.presented, got, tc.want)
+		}
+	}
+}

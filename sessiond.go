@@ -34,6 +34,7 @@ type Store interface {
 	SessionStore
 	KeyStore
 	AttemptStore
+	DPoPStore
 	TxStore
 	// Ping reports whether the database answers; CodeUnavailable if not.
 	Ping(ctx context.Context) error

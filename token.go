@@ -17,6 +17,9 @@ type Tokens struct {
 	// same email (see auth's package doc); it expires at DeviceExpiresAt.
 	DeviceToken     string
 	DeviceExpiresAt time.Time
+	// DPoPJKT is the thumbprint of the key the session is bound to; the
+	// access token is then a DPoP token, not a bearer one. Empty otherwise.
+	DPoPJKT string
 }
 
 // Principal is who a verified access token speaks for.
@@ -42,6 +45,9 @@ type ClientInfo struct {
 	// DeviceToken is what an earlier login on this device returned as
 	// Tokens.DeviceToken, if the client kept it; empty otherwise.
 	DeviceToken string
+	// DPoP is the proof the login carried, which binds the session it
+	// opens to the proof's key.
+	DPoP DPoPProof
 }
 
 // AuthService is the use cases behind the HTTP API, implemented by package auth.
@@ -52,21 +58,32 @@ type AuthService interface {
 	// a nil error for a new and a taken address alike, so that the answer
 	// reveals nothing, and never CodeEmailTaken.
 	Signup(ctx context.Context, email, password string, c ClientInfo) (*User, error)
-	// Login checks credentials and creates a session, evicting beyond the cap.
+	// Login checks credentials and creates a session, evicting beyond the
+	// cap, bound to the key of c.DPoP's proof if there is one.
+	// CodeInvalidDPoPProof (a proof that fails its checks or was used
+	// before, or none where one is required; checked before the password),
+	// CodeUseDPoPNonce (a server nonce is required),
 	// CodeInvalidCredentials (one answer for unknown email and wrong password),
 	// CodeTooManyAttempts (throttled before the password was checked),
 	// CodeEmailNotVerified (addresses must be confirmed, and this one is
 	// not; only after the password checked out),
 	// CodeUnavailable.
 	Login(ctx context.Context, email, password string, c ClientInfo) (*Tokens, error)
-	// Refresh trades a refresh token for new tokens. CodeInvalidRefreshToken,
-	// CodeRefreshTokenReused, CodeSessionExpired.
-	Refresh(ctx context.Context, refreshToken string) (*Tokens, error)
-	// LogoutRefresh ends the session a refresh token belongs to. CodeInvalidRefreshToken.
-	LogoutRefresh(ctx context.Context, refreshToken string) error
+	// Refresh trades a refresh token for new tokens. A bound session needs
+	// proof by its key. CodeInvalidRefreshToken, CodeRefreshTokenReused,
+	// CodeSessionExpired; CodeInvalidDPoPProof and CodeUseDPoPNonce, which
+	// leave the session as it was.
+	Refresh(ctx context.Context, refreshToken string, proof DPoPProof) (*Tokens, error)
+	// LogoutRefresh ends the session a refresh token belongs to; a bound
+	// one only with proof by its key. CodeInvalidRefreshToken,
+	// CodeInvalidDPoPProof, CodeUseDPoPNonce.
+	LogoutRefresh(ctx context.Context, refreshToken string, proof DPoPProof) error
 	// Authenticate verifies an access token and that its session is still
-	// live. CodeInvalidToken.
-	Authenticate(ctx context.Context, accessToken string) (*Principal, error)
+	// live. proof is nil when the token came with the Bearer scheme, which
+	// only an unbound token may; with the DPoP scheme (RFC 9449 §7) the
+	// token must be bound and the proof by its key and for it.
+	// CodeInvalidToken, CodeInvalidDPoPProof, CodeUseDPoPNonce.
+	Authenticate(ctx context.Context, accessToken string, proof *DPoPProof) (*Principal, error)
 	// Logout ends the principal's session.
 	Logout(ctx context.Context, p *Principal) error
 	// Me returns the principal's user. CodeInvalidToken if the user is gone.

@@ -201,13 +201,19 @@ func (s *Service) EndSession(ctx context.Context, a sessiond.Actor, sessionID st
 // (CreateSession's algorithm), session.created with method external, and
 // access tokens with amr ["ext"]. CodeNotFound, CodeAccountDisabled.
 func (s *Service) CreateSession(ctx context.Context, a sessiond.Actor, userID string, c sessiond.ClientInfo) (*sessiond.Tokens, error) {
+	// The backend relays its client's proof, made for the backend's own
+	// URL (c.DPoP says which), to bind the session to the client's key.
+	jkt, err := s.bindingKey(ctx, c)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now()
 	o := origin(c)
 	o.Actor = a.KeyName
 	sess := &sessiond.Session{
 		ID: sessiond.NewID(), UserID: userID, CreatedAt: now, LastUsedAt: now,
 		ExpiresAt: now.Add(s.policy.SessionTTL), UserAgent: o.UserAgent, IP: c.IP,
-		AMR: []string{"ext"}, AuthTime: now,
+		AMR: []string{"ext"}, AuthTime: now, DPoPJKT: jkt,
 	}
 	rt, hash, err := s.refresher.Mint(sess.ID)
 	if err != nil {

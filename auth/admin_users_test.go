@@ -154,7 +154,7 @@ func TestUseCaseEvents(t *testing.T) {
 			t.Errorf("amr: got %v, want [ext]", amr)
 		}
 		// A refresh keeps the session's amr.
-		next, err := e.svc.Refresh(ctx, tok.RefreshToken)
+		next, err := e.svc.Refresh(ctx, tok.RefreshToken, sessiond.DPoPProof{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -319,7 +319,7 @@ func TestDisableRacesRefresh(t *testing.T) {
 				rt := tok.RefreshToken
 				for {
 					after := disabled.Load()
-					next, err := e.svc.Refresh(ctx, rt)
+					next, err := e.svc.Refresh(ctx, rt, sessiond.DPoPProof{})
 					if err != nil {
 						return
 					}

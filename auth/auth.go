@@ -114,6 +114,7 @@ type Service struct {
 	secrets         Sealer
 	mfaIssuer       string
 	rp              sessiond.RelyingParty
+	dpop            DPoP
 }
 
 // Events receives what the service did that metrics count; a nil Events in
@@ -176,6 +177,8 @@ type Deps struct {
 	// RelyingParty checks passkey ceremonies (package passkey); nil: the
 	// passkey use cases answer CodeNotFound.
 	RelyingParty sessiond.RelyingParty
+	// DPoP configures device-bound sessions (dpop.go).
+	DPoP DPoP
 }
 
 // New returns a Service.
@@ -185,10 +188,13 @@ func New(d Deps) *Service {
 		refresher: d.Refresher, clock: d.Clock, policy: d.Policy, pwMin: d.PasswordMinLength,
 		pwScore: d.PasswordMinScore, throttle: d.Throttle, events: d.Events, logger: d.Logger,
 		accounts: d.Accounts.withDefaults(), reauth: d.ReauthWindow, requireVerified: d.RequireVerifiedEmail,
-		secrets: d.Secrets, mfaIssuer: d.MFAIssuer, rp: d.RelyingParty,
+		secrets: d.Secrets, mfaIssuer: d.MFAIssuer, rp: d.RelyingParty, dpop: d.DPoP,
 	}
 	if s.mfaIssuer == "" {
 		s.mfaIssuer = DefaultMFAIssuer
+	}
+	if s.dpop.Mode == "" {
+		s.dpop.Mode = sessiond.DPoPOptional
 	}
 	if s.reauth <= 0 {
 		s.reauth = DefaultReauthWindow
@@ -329,6 +335,10 @@ func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.Client
 		return nil, err
 	}
 	pw = normalizePassword(pw)
+	jkt, err := s.bindingKey(ctx, c)
+	if err != nil {
+		return nil, err
+	}
 	device := s.deviceID(c.DeviceToken, email, s.now())
 	counts, err := s.reserve(ctx, s.loginLimits(email, c.IP, device), sessiond.CodeTooManyAttempts, "too many failed logins; try again later")
 	if err != nil {
@@ -372,6 +382,7 @@ func (s *Service) Login(ctx context.Context, email, pw string, c sessiond.Client
 		IP:         c.IP,
 		AMR:        []string{"pwd"},
 		AuthTime:   now,
+		DPoPJKT:    jkt,
 	}
 	rt, hash, err := s.refresher.Mint(sess.ID)
 	if err != nil {
@@ -502,9 +513,12 @@ func (s *Service) checkCredentials(ctx context.Context, email, pw string) (*sess
 
 // Refresh trades a refresh token for a new access token, and with rotation
 // on, the session's next refresh token (RefreshSession's algorithm).
-func (s *Service) Refresh(ctx context.Context, rt string) (*sessiond.Tokens, error) {
+func (s *Service) Refresh(ctx context.Context, rt string, proof sessiond.DPoPProof) (*sessiond.Tokens, error) {
 	a, next, err := s.refresher.Attempt(rt)
 	if err != nil {
+		return nil, err
+	}
+	if a.DPoPJKT, err = s.refreshKey(ctx, proof); err != nil {
 		return nil, err
 	}
 	now := s.now()
@@ -542,6 +556,7 @@ func (s *Service) tokens(sess *sessiond.Session, rt string, now time.Time) (*ses
 	}
 	at, exp, err := s.issuer.SignSubject(token.Subject{
 		UserID: sess.UserID, SessionID: sess.ID, NotAfter: sess.ExpiresAt, AMR: sess.AMR, AuthTime: authTime,
+		DPoPJKT: sess.DPoPJKT,
 	}, now)
 	if err != nil {
 		return nil, err
@@ -553,23 +568,32 @@ func (s *Service) tokens(sess *sessiond.Session, rt string, now time.Time) (*ses
 		RefreshToken:     rt,
 		RefreshExpiresAt: sess.Deadline(s.policy),
 		SessionID:        sess.ID,
+		DPoPJKT:          sess.DPoPJKT,
 	}, nil
 }
 
 // LogoutRefresh ends the session a refresh token belongs to.
-func (s *Service) LogoutRefresh(ctx context.Context, rt string) error {
+func (s *Service) LogoutRefresh(ctx context.Context, rt string, proof sessiond.DPoPProof) error {
 	a, _, err := s.refresher.Attempt(rt)
 	if err != nil {
+		return err
+	}
+	if a.DPoPJKT, err = s.refreshKey(ctx, proof); err != nil {
 		return err
 	}
 	return EndSessionByRefresh(ctx, s.store, a, s.now(), s.policy, Origin{})
 }
 
 // Authenticate verifies an access token offline, then checks that its
-// session is still live, so a logged-out or evicted session is refused at once.
-func (s *Service) Authenticate(ctx context.Context, at string) (*sessiond.Principal, error) {
+// session is still live, so a logged-out or evicted session is refused at
+// once. A bound token needs the DPoP scheme and a proof by its key for it
+// (authenticateDPoP).
+func (s *Service) Authenticate(ctx context.Context, at string, proof *sessiond.DPoPProof) (*sessiond.Principal, error) {
 	c, err := s.verifier.Verify(at)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.authenticateDPoP(ctx, at, c.DPoPJKT, proof); err != nil {
 		return nil, err
 	}
 	sess, err := s.store.LiveSession(ctx, c.Subject, c.SessionID, s.now(), s.policy)

@@ -69,7 +69,7 @@ func TestRefreshReuseLogsUserID(t *testing.T) {
 		Logger:    slog.New(slog.NewJSONHandler(&logs, nil)),
 	})
 
-	_, err = svc.Refresh(t.Context(), rt)
+	_, err = svc.Refresh(t.Context(), rt, sessiond.DPoPProof{})
 	if got := sessiond.ErrorCode(err); got != sessiond.CodeRefreshTokenReused {
 		t.Fatalf("got code %q (err %v), want %q", got, err, sessiond.CodeRefreshTokenReused)
 	}

@@ -11,7 +11,8 @@ import (
 // applied: in one transaction it locks the user, deletes the user's expired
 // sessions and the least recently used live ones beyond p.MaxSessions
 // (sessiond.Evictions), inserts s, and records session.created (data.method
-// method) and a session.ended (reason evicted) per eviction. It returns the
+// method, device_bound whether s is bound to a DPoP key) and a
+// session.ended (reason evicted) per eviction. It returns the
 // ids of the evicted live sessions. CodeNotFound if the user is gone,
 // CodeAccountDisabled if it is disabled.
 func CreateSession(ctx context.Context, st sessiond.Store, s *sessiond.Session, now time.Time, p sessiond.Policy, method string, o Origin) (evicted []string, err error) {
@@ -60,6 +61,12 @@ func openSessionEvent(tx sessiond.Tx, s *sessiond.Session, now time.Time, p sess
 		return nil, nil, err
 	}
 	created.IP, created.UserAgent = s.IP, s.UserAgent
+	data := make(map[string]any, len(created.Data)+1)
+	for k, v := range created.Data {
+		data[k] = v
+	}
+	data["device_bound"] = s.DPoPJKT != ""
+	created.Data = data
 	if err := record(tx, now, created); err != nil {
 		return nil, nil, err
 	}

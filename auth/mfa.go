@@ -404,6 +404,12 @@ func (s *Service) LoginMFA(ctx context.Context, tok string, in sessiond.SecondFa
 	if !ok {
 		return nil, errMFAToken
 	}
+	// The request that completes the login is the one whose proof binds
+	// the session.
+	jkt, err := s.bindingKey(ctx, c)
+	if err != nil {
+		return nil, err
+	}
 	var assertion *sessiond.PasskeyAssertion
 	if in.Passkey() {
 		var err error
@@ -412,7 +418,7 @@ func (s *Service) LoginMFA(ctx context.Context, tok string, in sessiond.SecondFa
 		}
 	}
 	var userID string
-	err := s.store.Tx(ctx, func(tx sessiond.Tx) error {
+	err = s.store.Tx(ctx, func(tx sessiond.Tx) error {
 		ch, err := tx.MFAChallenge(hash, s.now())
 		if err != nil {
 			return err
@@ -444,7 +450,7 @@ func (s *Service) LoginMFA(ctx context.Context, tok string, in sessiond.SecondFa
 	sess := &sessiond.Session{
 		ID: sessiond.NewID(), UserID: u.ID, CreatedAt: now, LastUsedAt: now,
 		ExpiresAt: now.Add(s.policy.SessionTTL), UserAgent: o.UserAgent, IP: c.IP,
-		AuthTime: now,
+		AuthTime: now, DPoPJKT: jkt,
 	}
 	rt, rtHash, err := s.refresher.Mint(sess.ID)
 	if err != nil {

@@ -541,11 +541,15 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, challengeID string, cr
 	if !isUUID(string(a.UserHandle)) {
 		return nil, errUnknownPasskey
 	}
+	jkt, err := s.bindingKey(ctx, c)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now()
 	o := origin(c)
 	sess := &sessiond.Session{
 		ID: sessiond.NewID(), CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.policy.SessionTTL),
-		UserAgent: o.UserAgent, IP: c.IP, AuthTime: now,
+		UserAgent: o.UserAgent, IP: c.IP, AuthTime: now, DPoPJKT: jkt,
 	}
 	rt, hash, err := s.refresher.Mint(sess.ID)
 	if err != nil {

@@ -31,7 +31,12 @@ var errInvalidRefresh = sessiond.Errorf(sessiond.CodeInvalidRefreshToken, "the r
 // decided again. Reuse ends the session and records session.ended (reason
 // reuse_detected) in that transaction.
 //
-// Codes: CodeInvalidRefreshToken; CodeSessionExpired and
+// A session bound to a DPoP key refreshes only when a.DPoPJKT is that
+// key's thumbprint: the fast path's statement matches no other attempt,
+// and the slow path refuses one on the row read, before classifying it,
+// with CodeInvalidDPoPProof and the session untouched.
+//
+// Codes: CodeInvalidDPoPProof; CodeInvalidRefreshToken; CodeSessionExpired and
 // CodeRefreshTokenReused, both after deleting the session (the latter
 // wrapping a *sessiond.RefreshReuse).
 func RefreshSession(ctx context.Context, st sessiond.Store, a *sessiond.RefreshAttempt, now time.Time, p sessiond.Policy, o Origin) (*sessiond.Session, error) {
@@ -41,6 +46,11 @@ func RefreshSession(ctx context.Context, st sessiond.Store, a *sessiond.RefreshA
 	for range decideAttempts {
 		s, err := st.Session(ctx, a.SessionID)
 		if err != nil {
+			return nil, err
+		}
+		// Before any verdict: without the bound key, even a reused token
+		// must not end the session (its thief could end the owner's).
+		if err := checkBinding(s, a.DPoPJKT); err != nil {
 			return nil, err
 		}
 		v := sessiond.ClassifyRefresh(s, a, now, p)
@@ -97,11 +107,16 @@ func RefreshSession(ctx context.Context, st sessiond.Store, a *sessiond.RefreshA
 // expired or not), and records session.ended (reason logout).
 // CodeInvalidRefreshToken otherwise, deleting nothing, so that a token that
 // merely names a session id cannot end it. As in RefreshSession, the walk
-// runs with nothing held.
+// runs with nothing held. A bound session ends only for a.DPoPJKT its
+// key's (CodeInvalidDPoPProof otherwise), so that a stolen token cannot
+// end it.
 func EndSessionByRefresh(ctx context.Context, st sessiond.Store, a *sessiond.RefreshAttempt, now time.Time, p sessiond.Policy, o Origin) error {
 	for range decideAttempts {
 		s, err := st.Session(ctx, a.SessionID)
 		if err != nil {
+			return err
+		}
+		if err := checkBinding(s, a.DPoPJKT); err != nil {
 			return err
 		}
 		// Whatever the instant, ClassifyRefresh answers RefreshInvalid

@@ -5,10 +5,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/dpop"
 )
 
 // The admin API (routes.go, /admin/v1/…): operators and trusted backends,
@@ -260,6 +263,8 @@ func handleAdminUserSessions(logger *slog.Logger, svc sessiond.AdminService) htt
 		ExpiresAt  time.Time `json:"expires_at"`
 		UserAgent  string    `json:"user_agent"`
 		IP         string    `json:"ip"`
+		// DeviceBound: the session is bound to a DPoP key.
+		DeviceBound bool `json:"device_bound"`
 	}
 	type response struct {
 		Sessions []session `json:"sessions"`
@@ -277,18 +282,27 @@ func handleAdminUserSessions(logger *slog.Logger, svc sessiond.AdminService) htt
 		out := response{Sessions: make([]session, len(ss))}
 		for i, s := range ss {
 			out.Sessions[i] = session{SessionID: s.ID, CreatedAt: s.CreatedAt, LastUsedAt: s.LastUsedAt,
-				ExpiresAt: s.ExpiresAt, UserAgent: s.UserAgent, IP: s.IP}
+				ExpiresAt: s.ExpiresAt, UserAgent: s.UserAgent, IP: s.IP, DeviceBound: s.DPoPJKT != ""}
 		}
 		encode(w, http.StatusOK, out)
 	})
 }
 
 // adminCreateSessionRequest describes the end user's client, which only
-// the calling backend saw; both fields are optional.
+// the calling backend saw; every field is optional. A backend whose client
+// sent it a DPoP proof relays the proof, the URL the client made it for
+// (at the backend) and its method, so that the session is bound to the
+// client's key.
 type adminCreateSessionRequest struct {
 	UserAgent string `json:"user_agent"`
 	IP        string `json:"ip"`
+	DPoPProof string `json:"dpop_proof"`
+	DPoPHTU   string `json:"dpop_htu"`
+	DPoPHTM   string `json:"dpop_htm"`
 }
+
+// maxHTM bounds dpop_htm: HTTP method names are short.
+const maxHTM = 16
 
 func (c adminCreateSessionRequest) valid() error {
 	if c.IP != "" {
@@ -296,10 +310,34 @@ func (c adminCreateSessionRequest) valid() error {
 			return sessiond.Errorf(sessiond.CodeInvalidRequest, "field \"ip\" must be an IP address")
 		}
 	}
+	if c.DPoPProof == "" {
+		if c.DPoPHTU != "" || c.DPoPHTM != "" {
+			return sessiond.Errorf(sessiond.CodeInvalidRequest, "fields \"dpop_htu\" and \"dpop_htm\" go with \"dpop_proof\"")
+		}
+		return nil
+	}
+	if u, err := url.Parse(c.DPoPHTU); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return sessiond.Errorf(sessiond.CodeInvalidRequest, "field \"dpop_htu\" must be the absolute http(s) URL the client made \"dpop_proof\" for")
+	}
+	if len(c.DPoPHTM) > maxHTM || strings.IndexFunc(c.DPoPHTM, func(r rune) bool { return r < 'A' || r > 'Z' }) >= 0 {
+		return sessiond.Errorf(sessiond.CodeInvalidRequest, "field \"dpop_htm\" must be an HTTP method such as \"POST\"")
+	}
 	return nil
 }
 
-func handleAdminCreateSession(logger *slog.Logger, svc sessiond.AdminService) http.Handler {
+// dpop is the relayed proof, and what it must match.
+func (c adminCreateSessionRequest) dpop() sessiond.DPoPProof {
+	if c.DPoPProof == "" {
+		return sessiond.DPoPProof{}
+	}
+	htm := c.DPoPHTM
+	if htm == "" {
+		htm = http.MethodPost
+	}
+	return sessiond.DPoPProof{Proof: c.DPoPProof, Method: htm, URL: c.DPoPHTU}
+}
+
+func handleAdminCreateSession(logger *slog.Logger, svc sessiond.AdminService, dp dpopDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := pathID(r, "user")
 		if err != nil {
@@ -317,7 +355,15 @@ func handleAdminCreateSession(logger *slog.Logger, svc sessiond.AdminService) ht
 		if a, err := netip.ParseAddr(ip); err == nil {
 			ip = a.Unmap().String()
 		}
-		t, err := svc.CreateSession(r.Context(), actorFrom(r.Context()), id, sessiond.ClientInfo{UserAgent: req.UserAgent, IP: ip})
+		if req.DPoPProof != "" && dp.nonce != nil {
+			// The proof came in the body, not a header: the nonce for
+			// the client's next one, which the backend relays, is set
+			// here.
+			if n := dp.nonce(); n != "" {
+				w.Header().Set(dpop.NonceHeader, n)
+			}
+		}
+		t, err := svc.CreateSession(r.Context(), actorFrom(r.Context()), id, sessiond.ClientInfo{UserAgent: req.UserAgent, IP: ip, DPoP: req.dpop()})
 		if err != nil {
 			writeError(w, r, logger, err)
 			return

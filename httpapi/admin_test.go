@@ -164,8 +164,8 @@ func TestAdminUserHandlers(t *testing.T) {
 		t.Fatalf("sessions: got %d %s", rec.Code, rec.Body)
 	}
 	s := body["sessions"].([]any)[0].(map[string]any)
-	if s["session_id"] != "s1" || s["ip"] != "192.0.2.1" || len(s) != 6 {
-		t.Errorf("session: got %v, want the six public fields without current", s)
+	if s["session_id"] != "s1" || s["ip"] != "192.0.2.1" || s["device_bound"] != false || len(s) != 7 {
+		t.Errorf("session: got %v, want the seven public fields without current", s)
 	}
 
 	rec, body = adminDo(t, h, "POST", "/admin/v1/users/"+userID+"/sessions", `{"user_agent":"Backend/1","ip":"::ffff:192.0.2.7"}`)

@@ -267,10 +267,12 @@ type browserDeps struct {
 	logger *slog.Logger
 	b      Browser
 	cop    *http.CrossOriginProtection
+	// dp serves DPoP proofs, which the same handlers take (dpop.go).
+	dp dpopDeps
 }
 
 func newBrowserDeps(d Deps) browserDeps {
-	return browserDeps{logger: d.Logger, b: d.Browser, cop: d.Browser.newCrossOriginProtection()}
+	return browserDeps{logger: d.Logger, b: d.Browser, cop: d.Browser.newCrossOriginProtection(), dp: newDPoPDeps(d)}
 }
 
 // allowedOrigin reports whether origin may make credentialed CORS requests;

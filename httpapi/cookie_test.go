@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -43,7 +44,7 @@ func (a *rotatingAuth) Login(context.Context, string, string, sessiond.ClientInf
 	return a.mint(), nil
 }
 
-func (a *rotatingAuth) Refresh(_ context.Context, rt string) (*sessiond.Tokens, error) {
+func (a *rotatingAuth) Refresh(_ context.Context, rt string, _ sessiond.DPoPProof) (*sessiond.Tokens, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.live[rt] {
@@ -53,7 +54,7 @@ func (a *rotatingAuth) Refresh(_ context.Context, rt string) (*sessiond.Tokens, 
 	return a.mint(), nil
 }
 
-func (a *rotatingAuth) LogoutRefresh(_ context.Context, rt string) error {
+func (a *rotatingAuth) LogoutRefresh(_ context.Context, rt string, _ sessiond.DPoPProof) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.live[rt] {
@@ -434,8 +435,10 @@ func TestCORS(t *testing.T) {
 		if got := h.Get("Access-Control-Allow-Credentials"); got != "true" {
 			t.Errorf("got Access-Control-Allow-Credentials %q, want true", got)
 		}
-		if got := h.Get("Access-Control-Allow-Headers"); !strings.Contains(got, "X-Sessiond-CSRF") {
-			t.Errorf("got Access-Control-Allow-Headers %q, want X-Sessiond-CSRF among them", got)
+		for _, want := range []string{"X-Sessiond-CSRF", "DPoP", "Authorization"} {
+			if got := h.Get("Access-Control-Allow-Headers"); !slices.Contains(strings.Split(got, ", "), want) {
+				t.Errorf("got Access-Control-Allow-Headers %q, want %s among them", got, want)
+			}
 		}
 		if got := h.Get("Access-Control-Allow-Methods"); !strings.Contains(got, "POST") {
 			t.Errorf("got Access-Control-Allow-Methods %q, want POST among them", got)
@@ -460,6 +463,17 @@ func TestCORS(t *testing.T) {
 			}
 			if !strings.Contains(strings.Join(resp.Header.Values("Vary"), ","), "Origin") {
 				t.Errorf("origin %s: got Vary %q, want Origin", origin, resp.Header.Values("Vary"))
+			}
+			if want == "" {
+				continue
+			}
+			// A DPoP client reads the nonce for its next proof, and the
+			// challenge that says why a proof was refused.
+			exposed := strings.Split(resp.Header.Get("Access-Control-Expose-Headers"), ", ")
+			for _, h := range []string{"DPoP-Nonce", "WWW-Authenticate", "Retry-After"} {
+				if !slices.Contains(exposed, h) {
+					t.Errorf("got Access-Control-Expose-Headers %q, want %s among them", exposed, h)
+				}
 			}
 		}
 	})

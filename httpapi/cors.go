@@ -3,10 +3,17 @@ package httpapi
 import (
 	"net/http"
 	"strings"
+
+	"github.com/sessiond/sessiond/dpop"
 )
 
 // corsAllowHeaders are the request headers a page on an allowed origin may send.
-var corsAllowHeaders = strings.Join([]string{"Authorization", "Content-Type", HeaderCSRF, HeaderCookieMode}, ", ")
+var corsAllowHeaders = strings.Join([]string{"Authorization", "Content-Type", HeaderCSRF, HeaderCookieMode, dpop.Header}, ", ")
+
+// corsExposeHeaders are the response headers such a page may read: a
+// DPoP client needs the nonce for its next proof and the challenge that
+// says why a proof was refused.
+var corsExposeHeaders = strings.Join([]string{"Retry-After", "X-Request-Id", dpop.NonceHeader, "WWW-Authenticate"}, ", ")
 
 // cors answers CORS for the allowed origins only, with credentials, so a
 // web app on another origin can use cookie mode and the Bearer endpoints.
@@ -47,7 +54,7 @@ func cors(b Browser, next http.Handler) http.Handler {
 			h := w.Header()
 			h.Set("Access-Control-Allow-Origin", origin)
 			h.Set("Access-Control-Allow-Credentials", "true")
-			h.Set("Access-Control-Expose-Headers", "Retry-After, X-Request-Id")
+			h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
 		}
 		next.ServeHTTP(w, r)
 	})

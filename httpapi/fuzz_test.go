@@ -27,9 +27,11 @@ func (stubAuth) Signup(_ context.Context, email, _ string, _ sessiond.ClientInfo
 func (stubAuth) Login(context.Context, string, string, sessiond.ClientInfo) (*sessiond.Tokens, error) {
 	return stubTokens, nil
 }
-func (stubAuth) Refresh(context.Context, string) (*sessiond.Tokens, error) { return stubTokens, nil }
-func (stubAuth) LogoutRefresh(context.Context, string) error               { return nil }
-func (stubAuth) Authenticate(_ context.Context, at string) (*sessiond.Principal, error) {
+func (stubAuth) Refresh(context.Context, string, sessiond.DPoPProof) (*sessiond.Tokens, error) {
+	return stubTokens, nil
+}
+func (stubAuth) LogoutRefresh(context.Context, string, sessiond.DPoPProof) error { return nil }
+func (stubAuth) Authenticate(_ context.Context, at string, _ *sessiond.DPoPProof) (*sessiond.Principal, error) {
 	if at != "good" {
 		return nil, sessiond.Errorf(sessiond.CodeInvalidToken, "bad token")
 	}

@@ -23,6 +23,8 @@ var statusOf = map[string]int{
 	sessiond.CodeInvalidRefreshToken: http.StatusUnauthorized,
 	sessiond.CodeRefreshTokenReused:  http.StatusUnauthorized,
 	sessiond.CodeSessionExpired:      http.StatusUnauthorized,
+	sessiond.CodeInvalidDPoPProof:    http.StatusUnauthorized,
+	sessiond.CodeUseDPoPNonce:        http.StatusUnauthorized,
 	sessiond.CodeNotFound:            http.StatusNotFound,
 	codeMethodNotAllowed:             http.StatusMethodNotAllowed,
 	codeCrossSite:                    http.StatusForbidden,

@@ -21,7 +21,9 @@ type failingAuth struct {
 	err error
 }
 
-func (a failingAuth) Refresh(context.Context, string) (*sessiond.Tokens, error) { return nil, a.err }
+func (a failingAuth) Refresh(context.Context, string, sessiond.DPoPProof) (*sessiond.Tokens, error) {
+	return nil, a.err
+}
 
 func TestServerErrorsAreLoggedWithTheRequestID(t *testing.T) {
 	cause := errors.New("UNIQUE constraint failed: signing_keys.kid")

@@ -50,6 +50,12 @@ type Deps struct {
 	// Passkeys serves passkey registration and login (passkey.go); nil
 	// answers those routes 404.
 	Passkeys sessiond.PasskeyService
+	// PublicURL is the URL clients reach the API at (https://auth.example.com):
+	// a DPoP proof's htu is it and the request's path (dpop.go).
+	PublicURL string
+	// DPoPNonce returns the server's current DPoP nonce; nil or "" when
+	// nonces are off. Every response to a request with a proof carries it.
+	DPoPNonce func() string
 }
 
 // NewServer returns the sessiond HTTP API.
@@ -60,6 +66,7 @@ func NewServer(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
 	h := d.Instruments.instrument(mux)
+	h = dpopNonces(newDPoPDeps(d), h)
 	h = cors(d.Browser, h) // outside instrument, which must wrap the mux directly
 	h = recoverer(d.Logger, d.Instruments, h)
 	h = requestID(h)

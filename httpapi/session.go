@@ -51,13 +51,22 @@ type tokenResponse struct {
 func newTokenResponse(t *sessiond.Tokens) tokenResponse {
 	return tokenResponse{
 		AccessToken:      t.AccessToken,
-		TokenType:        "Bearer",
+		TokenType:        tokenType(t),
 		ExpiresIn:        seconds(t.AccessExpiresAt.Sub(t.IssuedAt)),
 		RefreshToken:     t.RefreshToken,
 		RefreshExpiresIn: seconds(t.RefreshExpiresAt.Sub(t.IssuedAt)),
 		SessionID:        t.SessionID,
 		DeviceToken:      t.DeviceToken,
 	}
+}
+
+// tokenType is "DPoP" for the tokens of a session bound to a DPoP key
+// (RFC 9449 §5), which work only with proofs by it, "Bearer" otherwise.
+func tokenType(t *sessiond.Tokens) string {
+	if t.DPoPJKT != "" {
+		return "DPoP"
+	}
+	return "Bearer"
 }
 
 // seconds rounds up: the exp claim is whole seconds, so an AT issued at 12:00:00.3
@@ -125,6 +134,10 @@ func loginHandler[R interface {
 			return
 		}
 		c := clientInfo(r, trusted)
+		if c.DPoP, err = bd.dp.proof(r); err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
 		c.DeviceToken = req.deviceToken()
 		if c.DeviceToken == "" {
 			c.DeviceToken = bd.b.deviceCookie(r)
@@ -155,11 +168,15 @@ func handleRefresh(logger *slog.Logger, svc sessiond.AuthService, bd browserDeps
 		if err == nil && !viaCookie && wantsCookie(r) {
 			err, viaCookie = bd.b.checkCSRF(bd.cop, r), true
 		}
+		var proof sessiond.DPoPProof
+		if err == nil {
+			proof, err = bd.dp.proof(r)
+		}
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
 		}
-		t, err := svc.Refresh(r.Context(), tok)
+		t, err := svc.Refresh(r.Context(), tok, proof)
 		if err != nil {
 			if viaCookie && clearsCookie(err) {
 				bd.b.clearRefreshCookies(w)
@@ -180,7 +197,7 @@ func handleRefresh(logger *slog.Logger, svc sessiond.AuthService, bd browserDeps
 // Bearer logout that succeeds clears a cookie the request carries too: the
 // browser signed out and must not keep a refresh token.
 func handleLogout(logger *slog.Logger, svc sessiond.AuthService, bd browserDeps) http.Handler {
-	byToken := bearer(logger, svc, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	byToken := bearer(logger, svc, bd.dp, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := svc.Logout(r.Context(), principalFrom(r.Context())); err != nil {
 			writeError(w, r, logger, err)
 			return
@@ -202,11 +219,15 @@ func handleLogout(logger *slog.Logger, svc sessiond.AuthService, bd browserDeps)
 			req, err = decode[refreshRequest](w, r)
 			tok = req.RefreshToken
 		}
+		var proof sessiond.DPoPProof
+		if err == nil {
+			proof, err = bd.dp.proof(r)
+		}
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
 		}
-		err = svc.LogoutRefresh(r.Context(), tok)
+		err = svc.LogoutRefresh(r.Context(), tok, proof)
 		if viaCookie && (err == nil || clearsCookie(err)) {
 			bd.b.clearRefreshCookies(w)
 		}

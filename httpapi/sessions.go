@@ -17,6 +17,8 @@ func handleListSessions(logger *slog.Logger, svc sessiond.AuthService) http.Hand
 		UserAgent  string    `json:"user_agent"`
 		IP         string    `json:"ip"`
 		Current    bool      `json:"current"`
+		// DeviceBound: the session is bound to a DPoP key.
+		DeviceBound bool `json:"device_bound"`
 	}
 	type response struct {
 		Sessions []session `json:"sessions"`
@@ -32,7 +34,7 @@ func handleListSessions(logger *slog.Logger, svc sessiond.AuthService) http.Hand
 		for i, s := range ss {
 			out.Sessions[i] = session{
 				SessionID: s.ID, CreatedAt: s.CreatedAt, LastUsedAt: s.LastUsedAt, ExpiresAt: s.ExpiresAt,
-				UserAgent: s.UserAgent, IP: s.IP, Current: s.ID == p.SessionID,
+				UserAgent: s.UserAgent, IP: s.IP, Current: s.ID == p.SessionID, DeviceBound: s.DPoPJKT != "",
 			}
 		}
 		encode(w, http.StatusOK, out)

@@ -14,21 +14,24 @@ import (
 )
 
 // sessionColumns is every column of sessions, in the order scanSession reads.
-const sessionColumns = `id, user_id, refresh_hash, prev_hash, generation, rotated_at, created_at, last_used_at, expires_at, user_agent, ip, amr, auth_time`
+const sessionColumns = `id, user_id, refresh_hash, prev_hash, generation, rotated_at, created_at, last_used_at, expires_at, user_agent, ip, amr, auth_time, dpop_jkt`
 
 // The fast path of a refresh: one statement that succeeds exactly when
 // the presented token is the current one of a live session, which is nearly
-// every refresh. $1 session id, $2 generation, $3 hash, $4 now, $5 idle
-// cutoff, $6 next hash.
+// every refresh; a bound session's only with a proof by its key. $1
+// session id, $2 generation, $3 hash, $4 now, $5 idle cutoff, $6 the
+// proof's key thumbprint (” for none), $7 next hash.
 const (
 	refreshRotate = `UPDATE sessions
-		SET refresh_hash = $6, prev_hash = $3, generation = generation + 1, rotated_at = $4, last_used_at = $4
+		SET refresh_hash = $7, prev_hash = $3, generation = generation + 1, rotated_at = $4, last_used_at = $4
 		WHERE id = $1 AND generation = $2 AND refresh_hash = $3 AND expires_at > $4 AND last_used_at > $5
+		  AND (dpop_jkt IS NULL OR dpop_jkt = $6)
 		RETURNING ` + sessionColumns
 
 	refreshStamp = `UPDATE sessions
 		SET last_used_at = $4
 		WHERE id = $1 AND generation = $2 AND refresh_hash = $3 AND expires_at > $4 AND last_used_at > $5
+		  AND (dpop_jkt IS NULL OR dpop_jkt = $6)
 		RETURNING ` + sessionColumns
 )
 
@@ -43,7 +46,7 @@ func (db *DB) RefreshCurrent(ctx context.Context, a *sessiond.RefreshAttempt, no
 	}
 	ctx, cancel := db.withTimeout(ctx)
 	defer cancel()
-	query, args := refreshStamp, []any{a.SessionID, int64(a.Generation), a.Hash, now, p.IdleCutoff(now)}
+	query, args := refreshStamp, []any{a.SessionID, int64(a.Generation), a.Hash, now, p.IdleCutoff(now), a.DPoPJKT}
 	if p.Rotate {
 		query, args = refreshRotate, append(args, a.NextHash)
 	}
@@ -183,15 +186,19 @@ func scanSession(row pgx.Row) (*sessiond.Session, error) {
 		rotatedAt  *time.Time
 		amr        string
 		authTime   *time.Time
+		jkt        *string
 	)
 	err := row.Scan(&s.ID, &s.UserID, &s.RefreshHash, &s.PrevHash, &generation, &rotatedAt,
-		&s.CreatedAt, &s.LastUsedAt, &s.ExpiresAt, &s.UserAgent, &s.IP, &amr, &authTime)
+		&s.CreatedAt, &s.LastUsedAt, &s.ExpiresAt, &s.UserAgent, &s.IP, &amr, &authTime, &jkt)
 	if err != nil {
 		return nil, err
 	}
 	s.Generation = uint64(generation)
 	s.RotatedAt = fromNull(rotatedAt)
 	s.AuthTime = fromNull(authTime)
+	if jkt != nil {
+		s.DPoPJKT = *jkt
+	}
 	if amr != "" {
 		s.AMR = strings.Split(amr, ",")
 	}

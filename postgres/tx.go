@@ -140,7 +140,7 @@ const (
 	sessionsForEviction = `SELECT id, created_at, last_used_at, expires_at FROM sessions WHERE user_id = $1 FOR UPDATE`
 
 	insertSession = `INSERT INTO sessions (` + sessionColumns + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 
 	deleteSessions = `DELETE FROM sessions WHERE id = ANY($1) RETURNING id`
 
@@ -192,7 +192,7 @@ func (t *tx) InsertSession(s *sessiond.Session) error {
 	}
 	_, err := t.exec(insertSession,
 		s.ID, s.UserID, s.RefreshHash, s.PrevHash, int64(s.Generation), nullTime(s.RotatedAt),
-		s.CreatedAt, s.LastUsedAt, s.ExpiresAt, s.UserAgent, s.IP, strings.Join(s.AMR, ","), nullTime(s.AuthTime))
+		s.CreatedAt, s.LastUsedAt, s.ExpiresAt, s.UserAgent, s.IP, strings.Join(s.AMR, ","), nullTime(s.AuthTime), nullString(s.DPoPJKT))
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == codeForeignKeyViolation {
 		return errUserNotFound()

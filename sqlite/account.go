@@ -79,7 +79,8 @@ func (db *DB) DeleteExpiredAccountTokens(ctx context.Context, now time.Time, lim
 
 // deleteExpired runs query, a DELETE of one batch of rows expired by now
 // (its parameters: now, then limit), and returns how many it deleted: the
-// sweep of account tokens, MFA challenges and passkey challenges alike.
+// sweep of account tokens, MFA challenges, passkey challenges and DPoP
+// proofs alike.
 func (db *DB) deleteExpired(ctx context.Context, query, op string, now time.Time, limit int) (int, error) {
 	if limit < 1 { // SQLite reads a negative LIMIT as "no limit"
 		return 0, nil

@@ -13,7 +13,7 @@ import (
 )
 
 // sessionColumns is every column of sessions, in the order scanSession reads.
-const sessionColumns = `id, user_id, refresh_hash, prev_hash, generation, rotated_at, created_at, last_used_at, expires_at, user_agent, ip, amr, auth_time`
+const sessionColumns = `id, user_id, refresh_hash, prev_hash, generation, rotated_at, created_at, last_used_at, expires_at, user_agent, ip, amr, auth_time, dpop_jkt`
 
 // scanSession reads one row of sessionColumns.
 func scanSession(row interface{ Scan(...any) error }) (*sessiond.Session, error) {
@@ -23,9 +23,10 @@ func scanSession(row interface{ Scan(...any) error }) (*sessiond.Session, error)
 		rotated, authTime          sql.NullInt64
 		created, lastUsed, expires int64
 		amr                        string
+		jkt                        sql.NullString
 	)
 	if err := row.Scan(&s.ID, &s.UserID, &s.RefreshHash, &s.PrevHash, &gen, &rotated,
-		&created, &lastUsed, &expires, &s.UserAgent, &s.IP, &amr, &authTime); err != nil {
+		&created, &lastUsed, &expires, &s.UserAgent, &s.IP, &amr, &authTime, &jkt); err != nil {
 		return nil, err
 	}
 	s.Generation = uint64(gen)
@@ -35,6 +36,7 @@ func scanSession(row interface{ Scan(...any) error }) (*sessiond.Session, error)
 	s.ExpiresAt = fromMicros(expires)
 	s.AMR = splitAMR(amr)
 	s.AuthTime = fromNullMicros(authTime)
+	s.DPoPJKT = jkt.String
 	return &s, nil
 }
 
@@ -50,15 +52,18 @@ func splitAMR(s string) []string {
 
 const (
 	// refreshRotate is the fast path of a refresh with rotation: one
-	// statement that succeeds only for the current, live token.
+	// statement that succeeds only for the current, live token, presented
+	// with a proof by the session's key if it is bound.
 	refreshRotate = `UPDATE sessions
 SET refresh_hash = ?, prev_hash = ?, generation = generation + 1, rotated_at = ?, last_used_at = ?
 WHERE id = ? AND generation = ? AND refresh_hash = ? AND expires_at > ? AND last_used_at > ?
+  AND (dpop_jkt IS NULL OR dpop_jkt = ?)
 RETURNING ` + sessionColumns
 
 	// refreshStamp is the fast path without rotation.
 	refreshStamp = `UPDATE sessions SET last_used_at = ?
 WHERE id = ? AND generation = ? AND refresh_hash = ? AND expires_at > ? AND last_used_at > ?
+  AND (dpop_jkt IS NULL OR dpop_jkt = ?)
 RETURNING ` + sessionColumns
 
 	sessionByID = `SELECT ` + sessionColumns + ` FROM sessions WHERE id = ?`
@@ -76,7 +81,7 @@ func (db *DB) RefreshCurrent(ctx context.Context, a *sessiond.RefreshAttempt, no
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
 	query := refreshStamp
-	args := []any{micros(now), a.SessionID, int64(a.Generation), a.Hash, micros(now), micros(p.IdleCutoff(now))}
+	args := []any{micros(now), a.SessionID, int64(a.Generation), a.Hash, micros(now), micros(p.IdleCutoff(now)), a.DPoPJKT}
 	if p.Rotate {
 		query = refreshRotate
 		args = append([]any{nullBytes(a.NextHash), a.Hash, micros(now)}, args...)

@@ -210,7 +210,7 @@ func errUserNotFound() error { return sessiond.Errorf(sessiond.CodeNotFound, "us
 const (
 	sessionsForEviction = `SELECT id, created_at, last_used_at, expires_at FROM sessions WHERE user_id = ?`
 
-	insertSession = `INSERT INTO sessions (` + sessionColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertSession = `INSERT INTO sessions (` + sessionColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 	// The ids come as one JSON array, so that the statement stays one
 	// constant whatever their number.
@@ -267,7 +267,7 @@ func (t *tx) InsertSession(s *sessiond.Session) error {
 	}
 	_, err := t.exec(insertSession, s.ID, s.UserID, s.RefreshHash, nullBytes(s.PrevHash),
 		int64(s.Generation), nullMicros(s.RotatedAt), micros(s.CreatedAt), micros(s.LastUsedAt),
-		micros(s.ExpiresAt), s.UserAgent, s.IP, joinAMR(s.AMR), nullMicros(s.AuthTime))
+		micros(s.ExpiresAt), s.UserAgent, s.IP, joinAMR(s.AMR), nullMicros(s.AuthTime), nullString(s.DPoPJKT))
 	if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
 		return errUserNotFound()
 	}

@@ -57,6 +57,8 @@ func Run(t *testing.T, openStore func(t *testing.T) sessiond.Store) {
 		{"account_tokens", testAccountTokens},
 		{"account_changes", testAccountChanges},
 		{"mfa", testMFA},
+		{"dpop_proofs", testDPoPProofs},
+		{"dpop_binding", testDPoPBinding},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, open) })
 	}
@@ -128,6 +130,7 @@ func diffSession(got, want *sessiond.Session) []string {
 	tim("ExpiresAt", got.ExpiresAt, want.ExpiresAt)
 	str("UserAgent", got.UserAgent, want.UserAgent)
 	str("IP", got.IP, want.IP)
+	str("DPoPJKT", got.DPoPJKT, want.DPoPJKT)
 	return d
 }
 

@@ -43,6 +43,9 @@ type Claims struct {
 	// tokens of sessions that predate them.
 	AMR      []string
 	AuthTime time.Time
+	// DPoPJKT is the "jkt" of the "cnf" claim (RFC 9449 §6.1): the
+	// thumbprint of the key the token is bound to; empty for a bearer token.
+	DPoPJKT string
 }
 
 // Subject is what an access token speaks for: a user's session, when it
@@ -53,6 +56,9 @@ type Subject struct {
 	NotAfter  time.Time // the session's absolute expiry
 	AMR       []string
 	AuthTime  time.Time // zero: no auth_time claim
+	// DPoPJKT binds the token to a DPoP key: the token then carries
+	// "cnf":{"jkt":DPoPJKT}. Empty: a bearer token, without cnf.
+	DPoPJKT string
 }
 
 // Issuer signs access tokens with a Keyring's current key.
@@ -81,6 +87,14 @@ type payload struct {
 	// zero, when unknown.
 	AuthTime int64    `json:"auth_time,omitempty"`
 	AMR      []string `json:"amr,omitempty"`
+	// cnf binds the token to a DPoP key (RFC 9449 §6.1); absent for a
+	// bearer token.
+	Cnf *confirmation `json:"cnf,omitempty"`
+}
+
+// confirmation is the "cnf" claim of a DPoP-bound token.
+type confirmation struct {
+	JKT string `json:"jkt"`
 }
 
 // Sign returns a compact JWS access token for the user's session, issued at
@@ -115,7 +129,7 @@ func (i *Issuer) SignSubject(s Subject, now time.Time) (token string, expiresAt 
 	claims, err := json.Marshal(payload{
 		Iss: i.issuer, Aud: i.audience, Sub: userID, Sid: sessionID,
 		Iat: now.Unix(), Exp: exp, Jti: base64.RawURLEncoding.EncodeToString(jti[:]),
-		AuthTime: unixOrZero(s.AuthTime), AMR: s.AMR,
+		AuthTime: unixOrZero(s.AuthTime), AMR: s.AMR, Cnf: cnf(s.DPoPJKT),
 	})
 	if err != nil {
 		return "", time.Time{}, internal("sign access token", fmt.Errorf("encode claims: %w", err))
@@ -130,6 +144,13 @@ func (i *Issuer) SignSubject(s Subject, now time.Time) (token string, expiresAt 
 	b = append(b, '.')
 	b = enc.AppendEncode(b, sig)
 	return string(b), time.Unix(exp, 0).UTC(), nil
+}
+
+func cnf(jkt string) *confirmation {
+	if jkt == "" {
+		return nil
+	}
+	return &confirmation{JKT: jkt}
 }
 
 func unixOrZero(t time.Time) int64 {
@@ -181,6 +202,9 @@ type claims struct {
 	SessionID string   `json:"sid"`
 	AuthTime  *int64   `json:"auth_time"`
 	AMR       []string `json:"amr"`
+	Cnf       *struct {
+		JKT string `json:"jkt"`
+	} `json:"cnf"`
 }
 
 // headerError is a refusal by the keyfunc; its text is the client message.
@@ -215,6 +239,14 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return nil, invalidToken("missing iat claim", nil)
 	case c.ExpiresAt.Sub(c.IssuedAt.Time) > v.maxLifetime:
 		return nil, invalidToken("token lifetime too long", nil)
+	case c.Cnf != nil && c.Cnf.JKT == "":
+		// sessiond binds only by thumbprint: a cnf without one binds to
+		// nothing this server could check.
+		return nil, invalidToken("cnf claim without jkt", nil)
+	}
+	var jkt string
+	if c.Cnf != nil {
+		jkt = c.Cnf.JKT
 	}
 	return &Claims{
 		Issuer:    c.Issuer,
@@ -226,6 +258,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		ExpiresAt: c.ExpiresAt.UTC(),
 		AMR:       c.AMR,
 		AuthTime:  authTime(c.AuthTime),
+		DPoPJKT:   jkt,
 	}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -171,6 +172,8 @@ func refusals(t testing.TB, f *fixture) []refusal {
 		{"header jwk", forge(t, header("jwk", map[string]string{"kty": "OKP", "crv": "Ed25519", "x": "AAAA"}), validClaims(), signed), "forbidden header jwk"},
 		{"header x5c", forge(t, header("x5c", []string{"MIIB"}), validClaims(), signed), "forbidden header x5c"},
 		{"header crit", forge(t, header("crit", []string{"exp"}), validClaims(), signed), "forbidden header crit"},
+		{"cnf without jkt", forge(t, f.validHeader(), with("cnf", map[string]string{}), signed), "cnf claim without jkt"},
+		{"cnf with an empty jkt", forge(t, f.validHeader(), with("cnf", map[string]string{"jkt": ""}), signed), "cnf claim without jkt"},
 		{"expired", forge(t, f.validHeader(), with("exp", t0.Add(-31*time.Second).Unix()), signed), "token expired"},
 		{"exp missing", forge(t, f.validHeader(), with("exp", nil), signed), "missing exp claim"},
 		{"exp not a number", forge(t, f.validHeader(), with("exp", "tomorrow"), signed), "malformed token"},
@@ -456,6 +459,44 @@ func TestSignSubjectAMR(t *testing.T) {
 			_, hasAuth := claims["auth_time"]
 			if hasAMR != (tc.wantAMR != nil) || hasAuth != !tc.wantAuth.IsZero() {
 				t.Errorf("got claims %v, want amr and auth_time present only when known", claims)
+			}
+		})
+	}
+}
+
+// TestSignSubjectDPoP: a token of a DPoP-bound session carries
+// "cnf":{"jkt":…} and verification returns the thumbprint; an unbound
+// one has no cnf at all.
+func TestSignSubjectDPoP(t *testing.T) {
+	f := newFixture(t)
+	const jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+	for _, tc := range []struct {
+		name string
+		jkt  string
+	}{
+		{"bound", jkt},
+		{"unbound", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok, _, err := f.issuer.SignSubject(token.Subject{UserID: testUser, SessionID: testSession, NotAfter: sessionEnd, DPoPJKT: tc.jkt}, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := f.verifier.Verify(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.DPoPJKT != tc.jkt {
+				t.Errorf("verified DPoPJKT: got %q, want %q", c.DPoPJKT, tc.jkt)
+			}
+			var claims map[string]any
+			decodeSegment(t, strings.Split(tok, ".")[1], &claims)
+			cnf, has := claims["cnf"]
+			switch {
+			case tc.jkt == "" && has:
+				t.Errorf("unbound token: got cnf %v, want none", cnf)
+			case tc.jkt != "" && !reflect.DeepEqual(cnf, map[string]any{"jkt": tc.jkt}):
+				t.Errorf("bound token: got cnf %v, want {jkt: %s}", cnf, tc.jkt)
 			}
 		})
 	}

@@ -51,6 +51,8 @@ func bindFlags(fs *flag.FlagSet, c *app.Config) {
 	fs.DurationVar(&c.ReauthWindow, "reauth-window", c.ReauthWindow, "how recent a sign-in must be for a sensitive change (password, email, deleting the account, second factors, passkeys) without the credential in the request")
 	fs.BoolVar(&c.RequireVerifiedEmail, "require-verified-email", c.RequireVerifiedEmail, "refuse login (403 email_not_verified) until the address is confirmed; signup then answers 202 for a new and a taken address alike")
 	fs.StringVar(&c.WebAuthnOrigins, "webauthn-origins", c.WebAuthnOrigins, "comma-separated origins, besides the public URL's, whose pages may register and use passkeys (https://app.example.com)")
+	fs.StringVar(&c.DPoP, "dpop", c.DPoP, "device-bound sessions (DPoP): `optional` binds a session whose login carries a DPoP proof, required refuses logins without one, off binds none (sessions bound before still need their proofs)")
+	fs.BoolVar(&c.DPoPNonce, "dpop-nonce", c.DPoPNonce, "require a server nonce in every DPoP proof (401 use_dpop_nonce with a DPoP-Nonce header to retry with)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", c.AllowedOrigins, "comma-separated origins (https://app.example.com) allowed CORS with credentials and cookie mode")
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/auth"
+	"github.com/sessiond/sessiond/dpop"
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/mail"
 	"github.com/sessiond/sessiond/outbox"
@@ -27,6 +28,11 @@ import (
 	"github.com/sessiond/sessiond/web"
 	"github.com/sessiond/sessiond/webhook"
 )
+
+// DPoPNoncePeriod is how often the DPoP server nonce changes; one of the
+// current or the previous period is accepted, so a nonce works for up to
+// two periods.
+const DPoPNoncePeriod = 2 * time.Minute
 
 // Store is a sessiond.Store with its schema migrations.
 type Store interface {
@@ -133,6 +139,13 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("login throttle secret: %w", err)
 	}
+	dpopConfig := auth.DPoP{Mode: sessiond.DPoPMode(cfg.DPoP)}
+	if cfg.DPoPNonce {
+		// Every instance holds the same database secret, so each issues
+		// and accepts the others' nonces; dpop.NewNonces derives its own
+		// key from it under a label of its own.
+		dpopConfig.Nonces = dpop.NewNonces(throttleSecret, DPoPNoncePeriod)
+	}
 
 	a.Hasher = password.NewHasher(cfg.PasswordHash, cfg.HashSlots, cfg.HashWait)
 	a.Registry = prometheus.NewRegistry()
@@ -214,8 +227,13 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 		RequireVerifiedEmail: cfg.RequireVerifiedEmail,
 		Secrets:              a.sealKeys,
 		RelyingParty:         rp,
+		DPoP:                 dpopConfig,
 	})
 	a.Auth = svc
+	var dpopNonce func() string
+	if cfg.DPoPNonce {
+		dpopNonce = svc.DPoPNonce
+	}
 	trusted, err := httpapi.ParseTrustedProxies(cfg.TrustedProxies)
 	if err != nil {
 		return err
@@ -234,6 +252,8 @@ func (a *App) init(ctx context.Context, cfg Config) error {
 		Accounts:       svc,
 		MFA:            svc,
 		Passkeys:       svc,
+		PublicURL:      cfg.PublicBaseURL(),
+		DPoPNonce:      dpopNonce,
 	})
 	return nil
 }

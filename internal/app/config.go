@@ -101,6 +101,10 @@ type Config struct {
 	// URL's, whose pages may run passkey ceremonies (an app on another
 	// subdomain of the RP ID).
 	WebAuthnOrigins string
+	// DPoP is how logins treat DPoP proofs (sessiond.DPoPMode: optional,
+	// required or off); DPoPNonce makes every proof carry a server nonce.
+	DPoP      string
+	DPoPNonce bool
 }
 
 // DefaultConfig is the documented defaults (docs/API.md).
@@ -132,6 +136,7 @@ func DefaultConfig() Config {
 		ResetTTL:                30 * time.Minute,
 		VerifyTTL:               24 * time.Hour,
 		ReauthWindow:            10 * time.Minute,
+		DPoP:                    string(sessiond.DPoPOptional),
 	}
 }
 
@@ -249,6 +254,11 @@ func (c *Config) ValidateSettings() error {
 		return bad("verify-ttl", "%v is not between 1m and 720h", c.VerifyTTL)
 	case c.ReauthWindow < time.Minute || c.ReauthWindow > 24*time.Hour:
 		return bad("reauth-window", "%v is not between 1m and 24h", c.ReauthWindow)
+	}
+	switch sessiond.DPoPMode(c.DPoP) {
+	case sessiond.DPoPOptional, sessiond.DPoPRequired, sessiond.DPoPOff:
+	default:
+		return bad("dpop", "%q is not optional, required or off", c.DPoP)
 	}
 	if _, err := httpapi.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		return bad("trusted-proxies", "%v", err)

@@ -10,7 +10,8 @@ import (
 const SweepBatch = 500
 
 // Sweep deletes expired sessions, forgotten attempt counters, expired
-// account tokens, unfinished MFA logins, passkey challenges, and events
+// account tokens, unfinished MFA logins, passkey challenges, DPoP proofs
+// past their window, and events
 // past their retention, and fails mail whose token expired before it was
 // sent, every interval, in small batches, until none are left.
 func (a *App) Sweep(ctx context.Context, interval time.Duration) {
@@ -55,6 +56,7 @@ func (a *App) SweepOnce(ctx context.Context) (int, error) {
 	}
 	for _, del := range []func(context.Context, time.Time, int) (int, error){
 		a.Store.DeleteExpiredAccountTokens, a.Store.DeleteExpiredMFAChallenges, a.Store.DeleteExpiredPasskeyChallenges,
+		a.Store.DeleteExpiredDPoPProofs,
 	} {
 		for ctx.Err() == nil {
 			n, err := del(ctx, a.clock(), SweepBatch)
