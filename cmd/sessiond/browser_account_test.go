@@ -26,8 +26,9 @@ func newBrowserMailEnv(t *testing.T, configure func(*app.Config)) (*testEnv, *ma
 	srv := mailtest.Start(t, mailtest.Options{})
 	cfg := app.DefaultConfig()
 	cfg.DatabaseURL = "sqlite:" + filepath.Join(t.TempDir(), "sessiond.db")
-	cfg.PublicURL = "https://sessiond.test"
-	cfg.Issuer = "https://sessiond.test"
+	cfg.PublicURL = reservePublicURL(t)
+	cfg.Issuer = cfg.PublicURL
+	cfg.MailFrom = "sessiond <no-reply@sessiond.test>"
 	cfg.PasswordHash = fastHash
 	cfg.HashWait = time.Minute
 	cfg.SMTPURL = srv.URL("localhost")
@@ -43,8 +44,7 @@ func newBrowserMailEnv(t *testing.T, configure func(*app.Config)) (*testEnv, *ma
 }
 
 // mailLink waits for the next mail to `to` with a link to path and returns
-// that link on the test server: the mail's links point at the public URL,
-// which the test server stands in for.
+// that link on the test server, which serves the public URL.
 func (e *testEnv) mailLink(srv *mailtest.Server, to, path string) (link, token string) {
 	e.t.Helper()
 	token = linkToken(e.t, srv, to, path)

@@ -43,6 +43,13 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// atPublicURL is a reserved public URL (reservePublicURL), as the public
+// URL and the issuer of a browser test's env.
+func atPublicURL(t *testing.T) (publicURL, issuer string) {
+	u := reservePublicURL(t)
+	return u, u
+}
+
 // newBrowser starts headless Chromium with the flags this machine's closed
 // network needs, and returns a context holding the running browser.
 func newBrowser(t *testing.T) context.Context {
@@ -156,6 +163,7 @@ func TestAccountPageInABrowser(t *testing.T) {
 	// The default, Secure __Host- cookie: Chromium treats http://127.0.0.1
 	// as a secure context, so production's settings are the ones tested.
 	e := newTestEnv(t, "sqlite:"+filepath.Join(t.TempDir(), "sessiond.db"), func(c *app.Config) {
+		c.PublicURL, c.Issuer = atPublicURL(t)
 		c.LoginMaxFailures = 3 // to see the throttling message soon
 	})
 	page := e.srv.URL + "/account"
@@ -318,7 +326,9 @@ func TestDeviceNames(t *testing.T) {
 		t.Skip("starts a browser")
 	}
 	browser := newBrowser(t)
-	e := newTestEnv(t, "sqlite:"+filepath.Join(t.TempDir(), "sessiond.db"), nil)
+	e := newTestEnv(t, "sqlite:"+filepath.Join(t.TempDir(), "sessiond.db"), func(c *app.Config) {
+		c.PublicURL, c.Issuer = atPublicURL(t)
+	})
 	p := newPerson(t, browser, "page", uaMac)
 	p.run(chromedp.Navigate(e.srv.URL + "/account/"))
 	p.waitFor("the script", `window.sessiondAccount`)

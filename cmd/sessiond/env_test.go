@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -124,9 +125,38 @@ func newTestEnvLogged(t *testing.T, cfg app.Config, wrap func(app.Store) app.Sto
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(a.Handler)
+	srv := httptest.NewUnstartedServer(a.Handler)
+	if l, ok := publicListeners.LoadAndDelete(cfg.PublicURL); ok {
+		srv.Listener.Close()
+		srv.Listener = l.(net.Listener)
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &testEnv{t: t, cfg: cfg, app: a, srv: srv, clock: clock}
+}
+
+// publicListeners are the listeners reservePublicURL made, by their URL.
+var publicListeners sync.Map
+
+// reservePublicURL listens on a free loopback port and returns its URL; the
+// next test env whose public URL it is serves on that listener. The browser
+// tests use it: the account page binds its session with DPoP proofs that
+// name the URL of each request (htu), which sessiond checks against its
+// public URL, so the page must be where that URL says, as in production.
+func reservePublicURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "http://" + l.Addr().String()
+	publicListeners.Store(u, l)
+	t.Cleanup(func() {
+		if l, ok := publicListeners.LoadAndDelete(u); ok {
+			l.(net.Listener).Close()
+		}
+	})
+	return u
 }
 
 type testWriter struct{ t *testing.T }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sessiond/sessiond/internal/app"
 )
 
 // TestMFAInABrowser drives two-step verification on the account page in
@@ -18,7 +20,9 @@ func TestMFAInABrowser(t *testing.T) {
 		t.Skip("starts a browser")
 	}
 	browser := newBrowser(t)
-	e := newTestEnv(t, "sqlite:"+filepath.Join(t.TempDir(), "sessiond.db"), nil)
+	e := newTestEnv(t, "sqlite:"+filepath.Join(t.TempDir(), "sessiond.db"), func(c *app.Config) {
+		c.PublicURL, c.Issuer = atPublicURL(t)
+	})
 	const email, password = "ada@example.com", "correct horse battery staple"
 	e.signup(email)
 
