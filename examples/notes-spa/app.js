@@ -8,10 +8,11 @@ import { createClient } from '/sessiond-browser.js';
 
 const $ = (id) => document.getElementById(id);
 const sessiond = new URLSearchParams(location.search).get('sessiond') || 'http://127.0.0.1:8080';
-// bind: false, because this page is on another origin than sessiond: a
-// session bound to the browser's key (DPoP) sends the DPoP header to
-// sessiond, which its CORS preflight must allow first.
-const client = createClient({ baseUrl: sessiond, tokenOrigins: [location.origin], bind: false });
+// The session is bound to this browser's key (DPoP), so its token is good
+// only with a proof by that key: dpop: true sends one to the notes service
+// too, which checks it against its public URL (NOTES_PUBLIC_URL, this page's
+// origin, where the browser reaches /notes).
+const client = createClient({ baseUrl: sessiond, tokenOrigins: [location.origin], dpop: true });
 
 function show(state) {
   $('signin').hidden = state !== 'signedOut';

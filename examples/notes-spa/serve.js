@@ -25,7 +25,7 @@ createServer(async (req, res) => {
     try {
       const up = await fetch(notes + '/notes', { method: req.method, headers, body: chunks.length ? Buffer.concat(chunks) : undefined });
       const out = { 'Content-Type': up.headers.get('Content-Type') || 'application/json' };
-      if (up.headers.get('WWW-Authenticate')) out['WWW-Authenticate'] = up.headers.get('WWW-Authenticate');
+      for (const h of ['WWW-Authenticate', 'DPoP-Nonce']) if (up.headers.get(h)) out[h] = up.headers.get(h);
       res.writeHead(up.status, out).end(Buffer.from(await up.arrayBuffer()));
     } catch (e) {
       res.writeHead(502).end('notes service: ' + e.message);
