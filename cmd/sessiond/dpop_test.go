@@ -666,3 +666,25 @@ func TestDPoPModes(t *testing.T) {
 		q.call("POST", path, map[string]string{"dpop_proof": q.proofAt(k, "POST", backend, "", "", q.clock.Now()), "dpop_htu": backend}, admin).want(t, 200, "")
 	})
 }
+
+// TestDPoPUnboundSessionWithProofs: a proof with the refresh or logout of
+// an unbound session is checked, and binds nothing.
+func TestDPoPUnboundSessionWithProofs(t *testing.T) {
+	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
+		e := newTestEnv(t, dbURL(t), nil)
+		e.signup("ada@example.com")
+		tok := e.login("ada@example.com")
+		k := dpop.NewKey()
+		e.refreshDPoP(tok.RT, e.proofFor(k, "POST", "/v1/elsewhere", "", "")).want(t, 401, sessiond.CodeInvalidDPoPProof)
+		r := e.refreshDPoP(tok.RT, e.proofFor(k, "POST", "/v1/refresh", "", "")).want(t, 200, "")
+		if _, has := cnfJKT(t, r.str("access_token")); has || r.Body["token_type"] != "Bearer" {
+			t.Errorf("refresh of an unbound session with a proof: got token_type %v, cnf %v; want Bearer, none", r.Body["token_type"], has)
+		}
+		// Still unbound: it refreshes without a proof.
+		r = e.refreshDPoP(r.str("refresh_token"), "").want(t, 200, "")
+		e.callWith("POST", "/v1/logout", map[string]string{"refresh_token": r.str("refresh_token")},
+			dpopHeader("garbage")).want(t, 401, sessiond.CodeInvalidDPoPProof)
+		e.callWith("POST", "/v1/logout", map[string]string{"refresh_token": r.str("refresh_token")},
+			dpopHeader(e.proofFor(k, "POST", "/v1/logout", "", ""))).want(t, 204, "")
+	})
+}
