@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sessiond/sessiond/dpop"
 )
 
 // Error is a problem answered by sessiond (RFC 9457), with its stable Code
@@ -36,8 +38,11 @@ var ErrNoSession = errors.New("sessiond: not logged in")
 
 // Tokens is a token response, with the access token's expiry worked out.
 type Tokens struct {
-	AccessToken      string
-	RefreshToken     string
+	AccessToken  string
+	RefreshToken string
+	// TokenType is the token response's token_type: "DPoP" for a session
+	// bound to Options.DPoP, "Bearer" otherwise.
+	TokenType        string
 	SessionID        string
 	ExpiresIn        time.Duration // of the AT, as sessiond said
 	RefreshExpiresIn time.Duration
@@ -77,6 +82,19 @@ type Options struct {
 	RefreshBefore time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// DPoP, when set, is the key the login is bound to (RFC 9449): Login,
+	// Refresh and Logout send a proof by it, so that sessiond binds the
+	// session to the key (token type "DPoP") and refreshes it only for
+	// whoever holds the key; with a bound access token HTTPClient sends
+	// "Authorization: DPoP" and a proof by it with every request. A copied
+	// refresh or access token is then worth nothing elsewhere. dpop.NewKey
+	// makes a key for one run; a program that keeps its login across runs
+	// (Resume) must keep the key too, since the saved refresh token works
+	// only with it: save its private key (dpop.Key.Signer) where the
+	// refresh token goes and rebuild it with dpop.KeyFrom. baseURL must
+	// then be sessiond's public URL (SESSIOND_PUBLIC_URL) exactly, since
+	// each proof names the URL it is for. Nil: Bearer tokens, no proofs.
+	DPoP *dpop.Key
 }
 
 // Client talks to one sessiond for one login. Its methods are safe for
@@ -89,12 +107,13 @@ type Client struct {
 
 	mu         sync.Mutex
 	tok        Tokens
-	refreshing *refreshCall // the refresh under way, if any
+	refreshing *refreshCall      // the refresh under way, if any
+	nonces     map[string]string // the latest DPoP-Nonce by origin, of the origins above
 }
 
 type refreshCall struct {
 	done chan struct{}
-	at   string
+	at   accessToken
 	err  error
 }
 
@@ -114,7 +133,7 @@ func New(baseURL string, opts *Options) *Client {
 	if c.opts.Now == nil {
 		c.opts.Now = time.Now
 	}
-	c.origins = map[string]bool{}
+	c.origins, c.nonces = map[string]bool{}, map[string]string{}
 	for _, o := range append([]string{c.base}, c.opts.TokenOrigins...) {
 		// One that does not parse names no origin, so the token goes to
 		// none: a service that then answers 401 shows the mistake.
@@ -134,11 +153,12 @@ func (c *Client) Signup(ctx context.Context, email, password string) (userID str
 	var out struct {
 		UserID string `json:"user_id"`
 	}
-	err = c.do(ctx, c.hc, "POST", "/v1/signup", map[string]string{"email": email, "password": password}, &out)
+	err = c.do(ctx, c.hc, false, "POST", "/v1/signup", map[string]string{"email": email, "password": password}, &out)
 	return out.UserID, err
 }
 
 // Login starts a session; the Client keeps its tokens (and calls OnTokens).
+// With Options.DPoP the session is bound to that key.
 func (c *Client) Login(ctx context.Context, email, password string) (Tokens, error) {
 	t, err := c.tokenCall(ctx, "/v1/login", map[string]string{"email": email, "password": password})
 	if err != nil {
@@ -173,7 +193,7 @@ func (c *Client) Refresh(ctx context.Context) (Tokens, error) {
 	c.mu.Lock()
 	at := c.tok.AccessToken
 	c.mu.Unlock()
-	if _, err := c.accessToken(ctx, at, true); err != nil {
+	if _, err := c.currentToken(ctx, at, true); err != nil {
 		return Tokens{}, err
 	}
 	return c.Tokens(), nil
@@ -188,12 +208,12 @@ func (c *Client) Logout(ctx context.Context) error {
 	if rt == "" {
 		return ErrNoSession
 	}
-	return c.do(ctx, c.hc, "POST", "/v1/logout", map[string]string{"refresh_token": rt}, nil)
+	return c.do(ctx, c.hc, true, "POST", "/v1/logout", map[string]string{"refresh_token": rt}, nil)
 }
 
 // LogoutAll ends every session of the user.
 func (c *Client) LogoutAll(ctx context.Context) error {
-	err := c.do(ctx, c.HTTPClient(), "POST", "/v1/logout-all", nil, nil)
+	err := c.do(ctx, c.HTTPClient(), false, "POST", "/v1/logout-all", nil, nil)
 	if err == nil {
 		c.mu.Lock()
 		c.tok = Tokens{}
@@ -207,13 +227,13 @@ func (c *Client) Sessions(ctx context.Context) ([]Session, error) {
 	var out struct {
 		Sessions []Session `json:"sessions"`
 	}
-	err := c.do(ctx, c.HTTPClient(), "GET", "/v1/sessions", nil, &out)
+	err := c.do(ctx, c.HTTPClient(), false, "GET", "/v1/sessions", nil, &out)
 	return out.Sessions, err
 }
 
 // RevokeSession ends one of the user's sessions.
 func (c *Client) RevokeSession(ctx context.Context, sessionID string) error {
-	return c.do(ctx, c.HTTPClient(), "DELETE", "/v1/sessions/"+pathEscape(sessionID), nil, nil)
+	return c.do(ctx, c.HTTPClient(), false, "DELETE", "/v1/sessions/"+pathEscape(sessionID), nil, nil)
 }
 
 func pathEscape(s string) string {
@@ -230,16 +250,17 @@ func (c *Client) notify(t Tokens) {
 func (c *Client) tokenCall(ctx context.Context, path string, body any) (Tokens, error) {
 	var out struct {
 		AccessToken      string `json:"access_token"`
+		TokenType        string `json:"token_type"`
 		RefreshToken     string `json:"refresh_token"`
 		ExpiresIn        int64  `json:"expires_in"`
 		RefreshExpiresIn int64  `json:"refresh_expires_in"`
 		SessionID        string `json:"session_id"`
 	}
 	received := c.opts.Now()
-	if err := c.do(ctx, c.hc, "POST", path, body, &out); err != nil {
+	if err := c.do(ctx, c.hc, true, "POST", path, body, &out); err != nil {
 		return Tokens{}, err
 	}
-	t := Tokens{AccessToken: out.AccessToken, RefreshToken: out.RefreshToken, SessionID: out.SessionID,
+	t := Tokens{AccessToken: out.AccessToken, TokenType: out.TokenType, RefreshToken: out.RefreshToken, SessionID: out.SessionID,
 		ExpiresIn: time.Duration(out.ExpiresIn) * time.Second, RefreshExpiresIn: time.Duration(out.RefreshExpiresIn) * time.Second}
 	t.AccessExpiresAt = expiry(out.AccessToken, received.Add(t.ExpiresIn))
 	return t, nil
@@ -268,8 +289,11 @@ func expiry(jwt string, fallback time.Time) time.Time {
 const maxResponse = 1 << 20
 
 // do sends a JSON request through hc and decodes a JSON answer into out, or
-// returns the problem as *Error.
-func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, body, out any) error {
+// returns the problem as *Error. With prove (and Options.DPoP) the request
+// carries a DPoP proof without an access token hash: for the calls that
+// present a refresh token or credentials, not an access token (those go
+// through HTTPClient, whose transport proves them).
+func (c *Client) do(ctx context.Context, hc *http.Client, prove bool, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -286,7 +310,12 @@ func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, b
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := hc.Do(req)
+	var resp *http.Response
+	if prove && c.opts.DPoP != nil {
+		resp, err = c.send(hc.Do, req, &bodies{req: req}, accessToken{})
+	} else {
+		resp, err = hc.Do(req)
+	}
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}

@@ -12,4 +12,15 @@
 // (client.go) returns a Client whose Login, Refresh, Logout, Sessions and
 // RevokeSession call sessiond, and whose HTTPClient (transport.go) attaches
 // the access token to every request and refreshes it by itself.
+//
+// Device-bound sessions (DPoP, RFC 9449): a Client given a key
+// (Options.DPoP, from dpop.NewKey or, to keep a login across runs,
+// dpop.KeyFrom of a saved private key) logs in with a proof by it, so that
+// sessiond binds the session to the key; it then proves every refresh and
+// logout, and sends its access token as "Authorization: DPoP" with a proof
+// per request. A service accepts such tokens with Verifier.VerifyRequest
+// (request.go) or Middleware, given its own public URL
+// (VerifierOptions.PublicURL): the proof must be for that URL and the
+// request's path, by the token's key (Claims.JKT), for this token, and new.
+// Verify, which sees a token without its request, refuses bound tokens.
 package client

@@ -6,17 +6,19 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sessiond/sessiond/client"
+	"github.com/sessiond/sessiond/dpop"
 )
 
 // reasons are every refusal Verify may give.
 var reasons = []error{client.ErrMalformed, client.ErrAlgorithm, client.ErrType, client.ErrUnknownKey,
 	client.ErrSignature, client.ErrExpired, client.ErrNotYetValid, client.ErrIssuer, client.ErrAudience,
-	client.ErrMissingClaim, client.ErrLifetime, client.ErrKeysUnavailable}
+	client.ErrMissingClaim, client.ErrLifetime, client.ErrKeysUnavailable, client.ErrNoToken, client.ErrDPoP}
 
 // FuzzVerify: whatever the input, Verify returns claims or a *VerifyError
 // with one of the documented reasons, never panics, gives the same answer
@@ -97,6 +99,77 @@ func FuzzVerify(f *testing.F) {
 		if c.UserID == "" || c.SessionID == "" || c.Issuer != testIssuer || c.KeyID != "k1" ||
 			c.UserID != c2.UserID || c.SessionID != c2.SessionID || !c.ExpiresAt.Equal(c2.ExpiresAt) {
 			t.Fatalf("Verify(%q): got claims %+v, then %+v", tok, c, c2)
+		}
+	})
+}
+
+// FuzzVerifyRequest: whatever the Authorization and DPoP headers, and
+// however many, VerifyRequest returns claims or a *VerifyError with a
+// documented reason and never panics; it accepts a bound token only with a
+// proof by its key for this request, once, and an unbound one only as Bearer.
+func FuzzVerifyRequest(f *testing.F) {
+	k1 := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, ed25519.SeedSize))
+	key, err := dpop.KeyFrom(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{2}, ed25519.SeedSize)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	now := time.Now()
+	j := newJWKSServer(f)
+	j.mu.Lock()
+	j.keys["k1"] = k1
+	j.mu.Unlock()
+	v, err := client.NewVerifier(context.Background(), j.srv.URL, testIssuer, testAudience,
+		&client.VerifierOptions{PublicURL: testPublicURL, Now: func() time.Time { return now }, MinRefetchInterval: time.Hour, RefreshInterval: -1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(v.Close)
+	bound := sign(k1, goodHeader(), boundClaims(now, key))
+	unbound := sign(k1, goodHeader(), goodClaims(now))
+	good := proof(f, key, "GET", testPublicURL+"/notes", bound, now)
+	for _, seed := range [][3]string{
+		{"DPoP " + bound, good, ""},
+		{"dpop  " + bound, good, ""},
+		{"Bearer " + bound, good, ""},
+		{"Bearer " + unbound, "", ""},
+		{"DPoP " + unbound, proof(f, key, "GET", testPublicURL+"/notes", unbound, now), ""},
+		{"DPoP " + bound, good, good},
+		{"DPoP " + bound, good[:len(good)-3], ""},
+		{"DPoP " + bound, "a.b.c", ""},
+		{"DPoP", "", ""},
+		{"Bearer ", "", ""},
+		{"", good, ""},
+		{"Basic YTpi", "", ""},
+	} {
+		f.Add(seed[0], seed[1], seed[2])
+	}
+	f.Fuzz(func(t *testing.T, auth, proof1, proof2 string) {
+		r := httptest.NewRequest("GET", "/notes", nil)
+		r.Header["Authorization"] = []string{auth}
+		for _, p := range []string{proof1, proof2} {
+			if p != "" {
+				r.Header.Add("DPoP", p)
+			}
+		}
+		c, err := v.VerifyRequest(r)
+		if err != nil {
+			var ve *client.VerifyError
+			if !errors.As(err, &ve) || !known(ve.Reason) || c != nil {
+				t.Fatalf("VerifyRequest(%q, %q, %q): got %+v, %T %v; want a *client.VerifyError with a documented reason", auth, proof1, proof2, c, err, err)
+			}
+			return
+		}
+		scheme, _, _ := strings.Cut(auth, " ")
+		switch {
+		case c.Bound() && (!strings.EqualFold(scheme, "DPoP") || c.JKT != key.Thumbprint() || proof2 != "" || proof1 == ""):
+			t.Fatalf("VerifyRequest(%q, %q, %q): accepted a bound token without one proof by its key as DPoP", auth, proof1, proof2)
+		case !c.Bound() && !strings.EqualFold(scheme, "Bearer"):
+			t.Fatalf("VerifyRequest(%q, %q, %q): accepted an unbound token as %q", auth, proof1, proof2, scheme)
+		}
+		if c.Bound() {
+			if _, err := v.VerifyRequest(r); !errors.Is(err, client.ErrDPoP) {
+				t.Fatalf("VerifyRequest(%q, %q, %q) again: got %v, want the replay refused", auth, proof1, proof2, err)
+			}
 		}
 	})
 }

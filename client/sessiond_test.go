@@ -32,7 +32,9 @@ type sessiondServer struct {
 	delayRefresh time.Duration
 }
 
-func startSessiond(t *testing.T, accessTTL time.Duration) *sessiondServer {
+// startSessiond starts one with the given access token lifetime, its
+// configuration changed by configure.
+func startSessiond(t *testing.T, accessTTL time.Duration, configure ...func(*app.Config)) *sessiondServer {
 	t.Helper()
 	ctx := context.Background()
 	cfg := app.DefaultConfig()
@@ -42,6 +44,21 @@ func startSessiond(t *testing.T, accessTTL time.Duration) *sessiondServer {
 	cfg.AccessTTL = accessTTL
 	cfg.PasswordHash = password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 	cfg.HashWait = time.Minute
+	// The listener first, so that the public URL (which DPoP proofs name)
+	// is the one the tests reach.
+	s := &sessiondServer{}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/refresh" {
+			s.refreshes.Add(1)
+			time.Sleep(s.delayRefresh)
+		}
+		s.app.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.srv.Close)
+	cfg.PublicURL = "http://" + s.srv.Listener.Addr().String()
+	for _, f := range configure {
+		f(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -54,15 +71,9 @@ func startSessiond(t *testing.T, accessTTL time.Duration) *sessiondServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &sessiondServer{app: a}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/refresh" {
-			s.refreshes.Add(1)
-			time.Sleep(s.delayRefresh)
-		}
-		a.Handler.ServeHTTP(w, r)
-	}))
-	t.Cleanup(s.srv.Close)
+	s.app = a
+	s.srv.Start()
+	t.Cleanup(s.srv.Close) // again, so that it closes before the store (Close is idempotent)
 	return s
 }
 

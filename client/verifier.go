@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sessiond/sessiond/dpop"
 )
 
 // Reasons a token is refused. Verify's errors are *VerifyError, and
@@ -30,6 +32,13 @@ var (
 	ErrMissingClaim    = errors.New("missing claim")
 	ErrLifetime        = errors.New("token lifetime too long")
 	ErrKeysUnavailable = errors.New("signing keys unavailable")
+	// ErrNoToken: the request carries no access token (VerifyRequest).
+	ErrNoToken = errors.New("no access token")
+	// ErrDPoP: the token is DPoP-bound and its proof is missing, invalid,
+	// by another key or replayed, or it was sent with the wrong scheme
+	// (VerifyRequest). A *VerifyError of this reason wraps the
+	// *dpop.Error, when there is one, as Err.
+	ErrDPoP = errors.New("DPoP proof refused")
 )
 
 // VerifyError says why a token was refused: Reason is one of the Err*
@@ -72,7 +81,15 @@ type Claims struct {
 	// service that wants a recent or a strong sign-in checks them.
 	AMR      []string
 	AuthTime time.Time // auth_time; zero when absent
+	// JKT is the RFC 7638 thumbprint of the key the token is bound to
+	// (cnf.jkt, RFC 9449), empty for an unbound token. A bound token is
+	// worth nothing without a DPoP proof by that key: VerifyRequest checks
+	// one, Verify does not.
+	JKT string
 }
+
+// Bound reports whether the token is DPoP-bound (it carries cnf.jkt).
+func (c *Claims) Bound() bool { return c.JKT != "" }
 
 // VerifierOptions tune a Verifier; the zero value is a good default.
 type VerifierOptions struct {
@@ -96,7 +113,23 @@ type VerifierOptions struct {
 	MaxLifetime time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// PublicURL is this service's own URL as its clients reach it
+	// ("https://api.example.com", with the path prefix a proxy strips, if
+	// any): a DPoP proof's htu must be PublicURL + the request's path.
+	// Without it VerifyRequest refuses every DPoP-bound token, since the
+	// only other source of the URL is the Host header, which the client
+	// chooses.
+	PublicURL string
+	// DPoPReplayCacheSize bounds the proofs remembered to catch a replay
+	// (each for about 65 seconds); default 100 000. When it is full of
+	// unexpired proofs, further DPoP requests are refused rather than a
+	// proof forgotten early: size it above the DPoP requests a minute the
+	// service expects.
+	DPoPReplayCacheSize int
 }
+
+// DefaultDPoPReplayCacheSize is VerifierOptions.DPoPReplayCacheSize's default.
+const DefaultDPoPReplayCacheSize = 100_000
 
 // Verifier checks sessiond access tokens offline, with keys from the JWKS.
 // It is safe for concurrent use.
@@ -107,6 +140,8 @@ type Verifier struct {
 	now              func() time.Time
 	keys             *keySet
 	stop             context.CancelFunc
+	publicURL        string // without a trailing slash; "" when not configured
+	replays          *dpop.ReplayCache
 
 	// headers remembers header segments of tokens whose signature verified,
 	// with their kid: every token a key signs has the same header, so its
@@ -151,12 +186,20 @@ func NewVerifier(ctx context.Context, jwksURL, issuer, audience string, opts *Ve
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.DPoPReplayCacheSize <= 0 {
+		o.DPoPReplayCacheSize = DefaultDPoPReplayCacheSize
+	}
 	if issuer == "" || audience == "" {
 		return nil, errors.New("new verifier: issuer and audience are required")
 	}
+	publicURL, err := checkPublicURL(o.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("new verifier: %w", err)
+	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	v := &Verifier{issuer: issuer, audience: audience, leeway: o.Leeway, maxLifetime: o.MaxLifetime, now: o.Now, stop: stop,
-		keys: newKeySet(bg, jwksURL, o.HTTPClient, o.MinRefetchInterval, o.Now)}
+		keys:      newKeySet(bg, jwksURL, o.HTTPClient, o.MinRefetchInterval, o.Now),
+		publicURL: publicURL, replays: dpop.NewReplayCache(o.DPoPReplayCacheSize)}
 	if err := v.keys.refetch(ctx, true); err != nil {
 		stop()
 		return nil, fmt.Errorf("new verifier: %w", err)
@@ -190,6 +233,9 @@ type payload struct {
 	Jti      string   `json:"jti"`
 	AuthTime numeric  `json:"auth_time"`
 	AMR      []string `json:"amr"`
+	Cnf      *struct {
+		JKT string `json:"jkt"`
+	} `json:"cnf"`
 }
 
 // audience is RFC 7519's "aud": one string or an array of them.
@@ -233,10 +279,25 @@ var sigLen = base64.RawURLEncoding.EncodedLen(ed25519.SignatureSize)
 // one to a time.Time cannot overflow.
 const maxNumericDate = 253402300799
 
+// maxJKTLen bounds cnf.jkt: a SHA-256 thumbprint is 43 characters.
+const maxJKTLen = 128
+
 // Verify checks token and returns its claims, or a *VerifyError saying why
-// not. It needs the network only when the kid is unknown: then it refetches
+// not. It sees the token alone, so it refuses a DPoP-bound one (ErrDPoP):
+// that is good only with a proof by its key, which VerifyRequest checks.
+// It needs the network only when the kid is unknown: then it refetches
 // the JWKS (rate-limited, shared with concurrent callers) within ctx.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+	c, err := v.verifyToken(ctx, token)
+	if err == nil && c.Bound() {
+		return nil, refuse(ErrDPoP, "the token is DPoP-bound: it needs its proof (VerifyRequest)")
+	}
+	return c, err
+}
+
+// verifyToken is Verify without the refusal of bound tokens, for
+// VerifyRequest, which checks their proofs.
+func (v *Verifier) verifyToken(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > maxTokenLen {
 		return nil, refuse(ErrMalformed, "token too long")
 	}
@@ -343,9 +404,17 @@ func (v *Verifier) check(p *payload, kid string) (*Claims, error) {
 	if !found {
 		return nil, refuse(ErrAudience, fmt.Sprintf("%q", []string(p.Aud)))
 	}
+	// A confirmation this verifier cannot check must not be dropped, or
+	// the token would pass for an unbound one.
+	if p.Cnf != nil && (p.Cnf.JKT == "" || len(p.Cnf.JKT) > maxJKTLen) {
+		return nil, refuse(ErrMalformed, "cnf without a jkt thumbprint")
+	}
 	now := v.now()
 	c := &Claims{UserID: p.Sub, SessionID: p.Sid, Issuer: p.Iss, Audience: p.Aud,
 		IssuedAt: p.Iat.time(), ExpiresAt: p.Exp.time(), ID: p.Jti, KeyID: kid, AMR: p.AMR}
+	if p.Cnf != nil {
+		c.JKT = p.Cnf.JKT
+	}
 	if p.AuthTime != 0 {
 		c.AuthTime = p.AuthTime.time()
 	}

@@ -25,8 +25,10 @@ func main() {
 	defer stop()
 	sessiond := getenv("SESSIOND_URL", "http://127.0.0.1:8080")
 	addr := getenv("NOTES_ADDR", "127.0.0.1:8081")
+	// The public URL lets it check the DPoP proofs of device-bound sessions.
 	v, err := client.NewVerifier(ctx, sessiond+"/.well-known/jwks.json",
-		getenv("SESSIOND_ISSUER", sessiond), getenv("SESSIOND_AUDIENCE", "sessiond"), nil)
+		getenv("SESSIOND_ISSUER", sessiond), getenv("SESSIOND_AUDIENCE", "sessiond"),
+		&client.VerifierOptions{PublicURL: getenv("NOTES_PUBLIC_URL", "http://"+addr)})
 	if err != nil {
 		log.Fatal(err)
 	}
