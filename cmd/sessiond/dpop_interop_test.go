@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,12 +23,13 @@ import (
 // a real sessiond on each store, with and without server nonces: it makes
 // ES256 and Ed25519 keys and proofs, signs in, refreshes and calls
 // GET /v1/me. The session must be bound to the package's own thumbprint
-// of its key. Skipped when node or npm, or the package, cannot be had.
+// of its key. Skipped when node or npm, or the package, cannot be had,
+// except in CI, which installs them.
 func TestDPoPInteropPanva(t *testing.T) {
 	node, errNode := exec.LookPath("node")
 	npm, errNPM := exec.LookPath("npm")
 	if errNode != nil || errNPM != nil {
-		t.Skip("node and npm are needed for the interoperability test with panva's dpop package")
+		skipUnlessCI(t, "node and npm are needed for the interoperability test with panva's dpop package")
 	}
 	dir := t.TempDir()
 	for _, f := range []string{"package.json", "package-lock.json", "interop.mjs"} {
@@ -44,7 +46,7 @@ func TestDPoPInteropPanva(t *testing.T) {
 	install := exec.CommandContext(ctx, npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund")
 	install.Dir = dir
 	if out, err := install.CombinedOutput(); err != nil {
-		t.Skipf("npm ci of panva's dpop package failed (offline?): %v\n%s", err, out)
+		skipUnlessCI(t, fmt.Sprintf("npm ci of panva's dpop package failed (offline?): %v\n%s", err, out))
 	}
 	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
 		for _, nonce := range []bool{false, true} {
@@ -101,4 +103,15 @@ func TestDPoPInteropPanva(t *testing.T) {
 			})
 		}
 	})
+}
+
+// skipUnlessCI skips t for why, a missing tool; in CI (CI=true), which
+// installs every tool the tests need, a missing one fails instead, so that
+// the test cannot pass by not running.
+func skipUnlessCI(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(why)
+	}
+	t.Skip(why)
 }
