@@ -11,7 +11,9 @@
 // Start at Service.Login and CreateSession (login.go); the cap itself is
 // sessiond.Evictions. Refresh is RefreshSession (refresh.go), logouts are
 // in sessions.go, and the flows that mail a one-time link (password reset,
-// email verification) in account.go. The algorithms are exported so that package storetest
+// email verification) in account.go. Device-bound sessions (DPoP) are in
+// dpop.go: the proof a login carries binds its session, and the same key's
+// proofs are then checked on the row before any refresh verdict. The algorithms are exported so that package storetest
 // proves them against every store.
 //
 // # Throttling (throttle.go)

@@ -6,11 +6,15 @@
 #   bench/compare.sh sqlite            # or: postgres
 #   ROUNDS=5 DURATION=10s bench/compare.sh postgres
 #   BASELINE=7cf7617 bench/compare.sh sqlite   # also an older revision, same run
+#   DPOP=1 bench/compare.sh sqlite             # also device-bound (DPoP) refreshes
 #
 # With BASELINE (a git revision), that revision's sessiond is built too and
 # takes its turn in every refresh and login round, on its own fresh
 # database, so that before and after meet the same machine noise; the
-# ratio printed is of the per-round pairs' median.
+# ratio printed is of the per-round pairs' median. With DPOP=1, a DPoP
+# refresh load (bench -dpop: a proof made and checked per request, its jti
+# recorded) takes a turn in every refresh round too, against the same
+# sessiond as the plain one.
 #
 # PostgreSQL runs use fresh databases on $PGURL's server (default: the local one).
 set -euo pipefail
@@ -48,7 +52,7 @@ start_sessiond() { # port name [binary]; the admin listener (/metrics) is on por
 	pids+=($!); echo $! >"$work/$2.pid"
 }
 wait_up() { for _ in $(seq 50); do curl -sf "http://127.0.0.1:$1/$2" -o /dev/null && return; sleep 0.1; done; echo "port $1 did not come up"; exit 1; }
-bench() { "$work/sessiond" bench -url "http://127.0.0.1:$1" -op "$2" -c "$3" -d "$dur" -json; }
+bench() { "$work/sessiond" bench -url "http://127.0.0.1:$1" -op "$2" -c "$3" -d "$dur" -json "${@:4}"; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 echo "machine: $(nproc) cores, $(grep MemTotal /proc/meminfo | awk '{print $2/1048576 " GiB"}'), $(uname -r); store: $store; $rounds rounds of $dur"
@@ -64,13 +68,15 @@ if [ -n "${BASELINE:-}" ]; then
 	ports="18180 18170 18190"
 fi
 wait_up 18180 healthz; sleep 0.5
+[ -n "${DPOP:-}" ] && ports="$ports dpop"
+: >"$work/dpop.rps"; : >"$work/dpop.p99"
 : >"$work/sd.rps"; : >"$work/ref.rps"; : >"$work/sd.p99"; : >"$work/ref.p99"; : >"$work/base.rps"; : >"$work/base.p99"
 for r in $(seq "$rounds"); do
 	# Rotate who goes first, so no contender always follows the same one.
 	order=$(echo $ports | tr ' ' '\n' | awk -v r="$r" '{a[NR-1]=$0} END {for (i = 0; i < NR; i++) print a[(i + r) % NR]}')
 	for port in $order; do
-		out=$(bench "$port" refresh 16)
-		name=sd; [ "$port" = 18190 ] && name=ref; [ "$port" = 18170 ] && name=base
+		if [ "$port" = dpop ]; then out=$(bench 18180 refresh 16 -dpop); else out=$(bench "$port" refresh 16); fi
+		name=sd; [ "$port" = 18190 ] && name=ref; [ "$port" = 18170 ] && name=base; [ "$port" = dpop ] && name=dpop
 		echo "$out" | jq -r .rps >>"$work/$name.rps"
 		echo "$out" | jq -r .p99_ms >>"$work/$name.p99"
 		echo "round $r $name: $(echo "$out" | jq -c '{rps: (.rps|floor), p50_ms, p99_ms, errors}')"
@@ -79,6 +85,10 @@ done
 sd=$(median <"$work/sd.rps"); ref=$(median <"$work/ref.rps")
 echo "refresh c=16 median req/s: sessiond $sd, refmin $ref, ratio $(echo "$sd $ref" | awk '{printf "%.2f", $1/$2}')"
 echo "refresh c=16 median p99 ms: sessiond $(median <"$work/sd.p99"), refmin $(median <"$work/ref.p99")"
+if [ -n "${DPOP:-}" ]; then
+	d=$(median <"$work/dpop.rps")
+	echo "refresh c=16 DPoP: median $d req/s, p99 $(median <"$work/dpop.p99") ms, ratio to refmin $(echo "$d $ref" | awk '{printf "%.2f", $1/$2}'); DPoP/plain per round, median: $(paste "$work/dpop.rps" "$work/sd.rps" | awk '{print $1/$2}' | median)"
+fi
 if [ -n "${BASELINE:-}" ]; then
 	b=$(median <"$work/base.rps")
 	echo "refresh c=16 baseline $BASELINE: median $b req/s, ratio to refmin $(echo "$b $ref" | awk '{printf "%.2f", $1/$2}'); sessiond/baseline per round, median: $(paste "$work/sd.rps" "$work/base.rps" | awk '{print $1/$2}' | median)"

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 
@@ -35,7 +36,8 @@ func (dp dpopDeps) proof(r *http.Request) (sessiond.DPoPProof, error) {
 }
 
 func dpopDetail(err error) string {
-	if e, ok := err.(*dpop.Error); ok {
+	var e *dpop.Error
+	if errors.As(err, &e) {
 		return e.Detail
 	}
 	return err.Error()

@@ -28,6 +28,7 @@ func bindBenchFlags(fs *flag.FlagSet) *benchFlags {
 	fs.IntVar(&b.opt.Concurrency, "c", 16, "concurrent workers, each with its own user and session")
 	fs.DurationVar(&b.opt.Duration, "d", 10*time.Second, "measured duration (after set-up)")
 	fs.BoolVar(&b.opt.Cleanup, "cleanup", b.opt.Cleanup, "remove what the run made when it is over: its users, given an admin key in $"+benchAdminKeyEnv+", else their sessions")
+	fs.BoolVar(&b.opt.DPoP, "dpop", false, "be device-bound clients (DPoP): each worker's session is bound to its own key, and every login, refresh and access-token call carries a fresh proof made for -url, which must then be sessiond's public URL")
 	fs.BoolVar(&b.asJSON, "json", false, "print the result as JSON")
 	return b
 }
@@ -70,7 +71,11 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 }
 
 func printBench(w io.Writer, r *loadgen.Result, cleanup bool) {
-	fmt.Fprintf(w, "%s  c=%d  %.1fs  %d requests answered  %.0f req/s\n", r.Op, r.Concurrency, r.Seconds, r.Requests, r.RPS)
+	op := r.Op
+	if r.DPoP {
+		op += " (DPoP)"
+	}
+	fmt.Fprintf(w, "%s  c=%d  %.1fs  %d requests answered  %.0f req/s\n", op, r.Concurrency, r.Seconds, r.Requests, r.RPS)
 	fmt.Fprintf(w, "latency ms  p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.P50, r.P90, r.P99, r.Max)
 	if len(r.Errors) == 0 {
 		fmt.Fprintln(w, "errors      none")

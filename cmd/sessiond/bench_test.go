@@ -51,6 +51,38 @@ func TestBenchCommand(t *testing.T) {
 	}
 }
 
+// TestBenchDPoP: with -dpop every worker's session is bound to its key,
+// and its refreshes and calls, proved each time, succeed, with and without
+// server nonces.
+func TestBenchDPoP(t *testing.T) {
+	for _, nonce := range []bool{false, true} {
+		t.Run(fmt.Sprintf("nonce=%v", nonce), func(t *testing.T) {
+			// The proofs are made for -url, so it is the public URL.
+			var h atomic.Pointer[http.Handler]
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*h.Load()).ServeHTTP(w, r) }))
+			defer srv.Close()
+			e := newTestEnv(t, "sqlite:"+t.TempDir()+"/s.db", func(c *app.Config) {
+				c.PublicURL, c.Issuer, c.DPoPNonce, c.DPoP = srv.URL, srv.URL, nonce, "required"
+			})
+			h.Store(&e.app.Handler)
+			for _, op := range []string{"refresh", "me", "mixed"} {
+				var out bytes.Buffer
+				err := run(context.Background(), []string{"bench", "-url", srv.URL, "-dpop", "-op", op, "-c", "2", "-d", "300ms", "-json"}, getenvFrom(nil), &out, io.Discard)
+				if err != nil {
+					t.Fatalf("%s: %v", op, err)
+				}
+				var r loadgen.Result
+				if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+					t.Fatalf("-json output %q: %v", out.String(), err)
+				}
+				if !r.DPoP || r.Requests == 0 || r.OK != r.Requests || len(r.Errors) != 0 {
+					t.Fatalf("%s: got dpop %v, %d requests, %d ok, errors %v; want all ok", op, r.DPoP, r.Requests, r.OK, r.Errors)
+				}
+			}
+		})
+	}
+}
+
 // TestBenchCountsOnlyAnsweredRequests: a server that stops answering after
 // some measured requests (it hangs up on every later connection) is
 // reported as the requests it answered plus connection errors, and the

@@ -587,3 +587,104 @@ func TestDPoPNonceAcrossInstances(t *testing.T) {
 		e.refreshDPoP(rt, e.proofFor(k, "POST", "/v1/refresh", "", nonce)).want(t, 401, sessiond.CodeUseDPoPNonce)
 	})
 }
+
+// TestDPoPLoginSecondStepAndPasskey: the request that completes a login
+// with a second factor binds the session, and so does a passkey login.
+func TestDPoPLoginSecondStepAndPasskey(t *testing.T) {
+	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
+		e := newTestEnv(t, dbURL(t), nil)
+		e.signup("ada@example.com")
+		s := e.login("ada@example.com")
+		a := newSoftAuthenticator(t, testOrigin, testRPID)
+		e.registerPasskey(a, s.AT, "Laptop").want(t, 201, "")
+		secret, _ := e.enrolTOTP(s.AT)
+		k := dpop.NewKey()
+
+		{ // the second factor
+			tok := loginWith(e, "ada@example.com", testPassword).want(t, 403, "mfa_required").str("mfa_token")
+			body := map[string]string{"mfa_token": tok, "code": e.totpCode(secret, 0)}
+			// A bad proof is refused before the code is looked at: the
+			// code and the token's attempts stay unspent.
+			e.callWith("POST", "/v1/login/mfa", body, dpopHeader(e.proofFor(k, "POST", "/v1/login", "", ""))).
+				want(t, 401, sessiond.CodeInvalidDPoPProof)
+			r := e.callWith("POST", "/v1/login/mfa", body, dpopHeader(e.proofFor(k, "POST", "/v1/login/mfa", "", ""))).want(t, 200, "")
+			if r.Body["token_type"] != "DPoP" {
+				t.Fatalf("second step with a proof: got token_type %v, want DPoP", r.Body["token_type"])
+			}
+			if jkt, _ := cnfJKT(t, r.str("access_token")); jkt != k.Thumbprint() {
+				t.Errorf("cnf.jkt: got %q, want %q", jkt, k.Thumbprint())
+			}
+			if ev := e.lastEvent("ada@example.com", "session.created"); ev.Data["device_bound"] != true || ev.Data["method"] != "mfa" {
+				t.Errorf("session.created data: got %v, want method mfa, device_bound", ev.Data)
+			}
+			e.refreshDPoP(r.str("refresh_token"), "").want(t, 401, sessiond.CodeInvalidDPoPProof)
+			e.refreshDPoP(r.str("refresh_token"), e.proofFor(k, "POST", "/v1/refresh", "", "")).want(t, 200, "")
+		}
+		{ // a passkey login
+			a.counter++
+			id, opts := e.beginPasskeyLogin()
+			body := map[string]any{"challenge_id": id, "credential": a.get(opts)}
+			e.callWith("POST", "/v1/login/passkey/finish", body, dpopHeader(e.proofFor(k, "GET", "/v1/login/passkey/finish", "", ""))).
+				want(t, 401, sessiond.CodeInvalidDPoPProof)
+			r := e.callWith("POST", "/v1/login/passkey/finish", body, dpopHeader(e.proofFor(k, "POST", "/v1/login/passkey/finish", "", ""))).want(t, 200, "")
+			if r.Body["token_type"] != "DPoP" {
+				t.Fatalf("passkey login with a proof: got token_type %v, want DPoP", r.Body["token_type"])
+			}
+			if jkt, _ := cnfJKT(t, r.str("access_token")); jkt != k.Thumbprint() {
+				t.Errorf("cnf.jkt: got %q, want %q", jkt, k.Thumbprint())
+			}
+		}
+	})
+}
+
+// TestDPoPModes: off binds no new session but keeps the bindings made
+// before; required refuses an admin-created session without a proof too.
+func TestDPoPModes(t *testing.T) {
+	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
+		e := newTestEnv(t, dbURL(t), nil)
+		e.signup("ada@example.com")
+		k := dpop.NewKey()
+		tok := e.loginDPoP("ada@example.com", k)
+
+		off := e.cfg
+		off.DPoP = string(sessiond.DPoPOff)
+		o := newTestEnvWith(t, off, nil, e.clock) // another instance, on the same database, with DPoP off
+		o.refreshDPoP(tok.RT, "").want(t, 401, sessiond.CodeInvalidDPoPProof)
+		o.callWith("GET", "/v1/me", nil, map[string]string{"Authorization": "Bearer " + tok.AT}).want(t, 401, sessiond.CodeInvalidToken)
+		r := o.refreshDPoP(tok.RT, o.proofFor(k, "POST", "/v1/refresh", "", "")).want(t, 200, "")
+		if r.Body["token_type"] != "DPoP" {
+			t.Errorf("refresh of a bound session with DPoP off: got token_type %v, want DPoP", r.Body["token_type"])
+		}
+
+		required := e.cfg
+		required.DPoP = string(sessiond.DPoPRequired)
+		q := newTestEnvWith(t, required, nil, e.clock)
+		admin := q.adminKey("backend")
+		path := "/admin/v1/users/" + q.userID("ada@example.com") + "/sessions"
+		q.call("POST", path, map[string]string{"user_agent": "Backend/1"}, admin).want(t, 401, sessiond.CodeInvalidDPoPProof)
+		const backend = "https://app.example.com/sso"
+		q.call("POST", path, map[string]string{"dpop_proof": q.proofAt(k, "POST", backend, "", "", q.clock.Now()), "dpop_htu": backend}, admin).want(t, 200, "")
+	})
+}
+
+// TestDPoPUnboundSessionWithProofs: a proof with the refresh or logout of
+// an unbound session is checked, and binds nothing.
+func TestDPoPUnboundSessionWithProofs(t *testing.T) {
+	eachStore(t, func(t *testing.T, dbURL func(t *testing.T) string) {
+		e := newTestEnv(t, dbURL(t), nil)
+		e.signup("ada@example.com")
+		tok := e.login("ada@example.com")
+		k := dpop.NewKey()
+		e.refreshDPoP(tok.RT, e.proofFor(k, "POST", "/v1/elsewhere", "", "")).want(t, 401, sessiond.CodeInvalidDPoPProof)
+		r := e.refreshDPoP(tok.RT, e.proofFor(k, "POST", "/v1/refresh", "", "")).want(t, 200, "")
+		if _, has := cnfJKT(t, r.str("access_token")); has || r.Body["token_type"] != "Bearer" {
+			t.Errorf("refresh of an unbound session with a proof: got token_type %v, cnf %v; want Bearer, none", r.Body["token_type"], has)
+		}
+		// Still unbound: it refreshes without a proof.
+		r = e.refreshDPoP(r.str("refresh_token"), "").want(t, 200, "")
+		e.callWith("POST", "/v1/logout", map[string]string{"refresh_token": r.str("refresh_token")},
+			dpopHeader("garbage")).want(t, 401, sessiond.CodeInvalidDPoPProof)
+		e.callWith("POST", "/v1/logout", map[string]string{"refresh_token": r.str("refresh_token")},
+			dpopHeader(e.proofFor(k, "POST", "/v1/logout", "", ""))).want(t, 204, "")
+	})
+}

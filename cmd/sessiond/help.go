@@ -67,7 +67,9 @@ and code; requests that got no answer count as connection errors. Exits
 non-zero when most requests failed. With -cleanup (the default) it removes what
 it made: given an admin key in SESSIOND_BENCH_ADMIN_KEY (sessiond admin-keys
 create), it deletes the users it signed up (bench-*@example.com) through the
-admin API; without one it ends their sessions, and the users stay.`},
+admin API; without one it ends their sessions, and the users stay. With -dpop
+every worker is a device-bound client (DPoP), so that refreshes and calls with
+proofs can be compared with plain ones.`},
 	"secrets": {usage: "sessiond secrets reencrypt [flags]", text: `Re-seal every secret stored in an existing database (signing keys, refresh and
 login-throttle MAC secrets, webhook signing secrets, TOTP secrets) under the newest key of SESSIOND_ENCRYPTION_KEY,
 encrypting those still stored in the clear. Every value is opened first, so a

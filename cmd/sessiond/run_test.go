@@ -111,6 +111,9 @@ func TestBadConfiguration(t *testing.T) {
 		{"mail from", map[string]string{"SESSIOND_MAIL_FROM": "not an address"}, nil, "SESSIOND_MAIL_FROM"},
 		{"reset ttl", map[string]string{"SESSIOND_RESET_TTL": "10s"}, nil, "SESSIOND_RESET_TTL"},
 		{"verify ttl", nil, []string{"-verify-ttl", "0s"}, "SESSIOND_VERIFY_TTL"},
+		{"dpop mode", map[string]string{"SESSIOND_DPOP": "always"}, nil, `SESSIOND_DPOP (-dpop): "always" is not optional, required or off`},
+		{"dpop mode by flag", nil, []string{"-dpop", "Required"}, "SESSIOND_DPOP"},
+		{"dpop nonce", map[string]string{"SESSIOND_DPOP_NONCE": "sometimes"}, nil, "SESSIOND_DPOP_NONCE"},
 		{"unknown command", nil, []string{"frobnicate"}, "frobnicate"},
 	}
 	for _, tt := range tests {

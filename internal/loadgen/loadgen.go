@@ -1,7 +1,8 @@
 // Package loadgen drives a running sessiond over HTTP and measures it: the
 // engine of `sessiond bench`. Each worker owns one user and one session and
 // chains the refresh tokens it gets back, as a real client with rotation on
-// does. Start at Run.
+// does; with Options.DPoP each is a device whose session is bound to its
+// own key, proving every refresh and call. Start at Run.
 package loadgen
 
 import (
@@ -22,6 +23,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/sessiond/sessiond/dpop"
 )
 
 // Ops are the operations Run can drive.
@@ -42,11 +45,18 @@ type Options struct {
 	Cleanup bool
 	// AdminKey is an admin API key, for Cleanup to delete users with.
 	AdminKey string
+	// DPoP makes every worker a device with its own P-256 key: its login
+	// binds its session to the key (RFC 9449), and every refresh and
+	// access-token call carries a fresh proof, for htu URL and the path,
+	// so URL must be the public URL sessiond is configured with. Server
+	// nonces are taken from the answers and used.
+	DPoP bool
 }
 
 // Result is what a run measured.
 type Result struct {
 	Op          string  `json:"op"`
+	DPoP        bool    `json:"dpop"`
 	Concurrency int     `json:"concurrency"`
 	Seconds     float64 `json:"seconds"`
 	// Requests counts the requests sessiond answered, whatever the status;
@@ -87,6 +97,10 @@ type worker struct {
 	connErrs int64
 	users    int      // signed up by this worker
 	userIDs  []string // of those users, for Cleanup to delete
+	// key, with Options.DPoP, is the worker's device key, and nonce the
+	// server's latest DPoP nonce.
+	key   *dpop.Key
+	nonce string
 }
 
 // Run sets up one user and session per worker, then drives opt.Op for
@@ -114,6 +128,9 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	for i := range workers {
 		w := &worker{c: client, base: opt.URL, email: fmt.Sprintf("bench-%s-%d@example.com", run, i),
 			password: "bench horse battery " + run, errs: map[string]int64{}}
+		if opt.DPoP {
+			w.key = dpop.NewKey()
+		}
 		workers[i] = w
 		setup.Add(1)
 		go func() {
@@ -192,12 +209,12 @@ func cleanUp(ctx context.Context, workers []*worker) int {
 			continue
 		}
 		wg.Go(func() {
-			_, err := w.call(ctx, "POST", "/v1/logout-all", nil, w.at, http.StatusNoContent)
+			_, err := w.callAsDevice(ctx, "POST", "/v1/logout-all", nil, w.at, http.StatusNoContent)
 			var se *statusError
 			if errors.As(err, &se) && se.status == http.StatusUnauthorized {
 				// The access token expired during a long run: a fresh one.
 				if w.login(ctx) == nil {
-					_, err = w.call(ctx, "POST", "/v1/logout-all", nil, w.at, http.StatusNoContent)
+					_, err = w.callAsDevice(ctx, "POST", "/v1/logout-all", nil, w.at, http.StatusNoContent)
 				}
 			}
 			if err == nil {
@@ -230,7 +247,7 @@ func deleteUsers(ctx context.Context, workers []*worker, adminKey string) int {
 }
 
 func summarize(opt Options, workers []*worker, elapsed time.Duration) *Result {
-	r := &Result{Op: opt.Op, Concurrency: opt.Concurrency, Seconds: elapsed.Seconds(), Errors: map[string]int64{}}
+	r := &Result{Op: opt.Op, DPoP: opt.DPoP, Concurrency: opt.Concurrency, Seconds: elapsed.Seconds(), Errors: map[string]int64{}}
 	var all []time.Duration
 	for _, w := range workers {
 		all = append(all, w.lat...)
@@ -342,7 +359,7 @@ func retryBusy(ctx context.Context, steps ...func() error) error {
 }
 
 func (w *worker) login(ctx context.Context) error {
-	body, err := w.call(ctx, "POST", "/v1/login", map[string]string{"email": w.email, "password": w.password}, "", http.StatusOK)
+	body, err := w.callAsDevice(ctx, "POST", "/v1/login", map[string]string{"email": w.email, "password": w.password}, "", http.StatusOK)
 	if err != nil {
 		return err
 	}
@@ -389,11 +406,11 @@ func (w *worker) do(ctx context.Context, op string) (ok, answered bool) {
 		err = w.login(ctx)
 	case "refresh":
 		var body []byte
-		if body, err = w.call(ctx, "POST", "/v1/refresh", map[string]string{"refresh_token": w.rt}, "", http.StatusOK); err == nil {
+		if body, err = w.callAsDevice(ctx, "POST", "/v1/refresh", map[string]string{"refresh_token": w.rt}, "", http.StatusOK); err == nil {
 			err = w.takeTokens(body)
 		}
 	case "me":
-		_, err = w.call(ctx, "GET", "/v1/me", nil, w.at, http.StatusOK)
+		_, err = w.callAsDevice(ctx, "GET", "/v1/me", nil, w.at, http.StatusOK)
 	}
 	if err != nil {
 		var se *statusError
@@ -438,39 +455,69 @@ type statusError struct {
 func (e *statusError) Error() string { return e.key() }
 func (e *statusError) key() string   { return strconv.Itoa(e.status) + " " + e.code }
 
+// call sends one request, with bearer (an access token or an admin key)
+// as a Bearer token when it is set, and wants the status want.
 func (w *worker) call(ctx context.Context, method, path string, body any, bearer string, want int) ([]byte, error) {
-	var r io.Reader
+	return w.send(ctx, method, path, body, bearer, want, false)
+}
+
+// callAsDevice is call for the requests a device-bound client proves
+// (login, refresh, its access token's): with Options.DPoP, it sends a
+// fresh proof by the worker's key and the access token with the DPoP
+// scheme, and retries once with the server's nonce when one is required.
+func (w *worker) callAsDevice(ctx context.Context, method, path string, body any, at string, want int) ([]byte, error) {
+	return w.send(ctx, method, path, body, at, want, w.key != nil)
+}
+
+func (w *worker) send(ctx context.Context, method, path string, body any, bearer string, want int, prove bool) ([]byte, error) {
+	var b []byte
 	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
+		b, _ = json.Marshal(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, w.base+path, r)
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := w.c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != want {
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, method, w.base+path, bytes.NewReader(b))
+		if err != nil {
+			return nil, err
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		scheme := "Bearer "
+		if prove {
+			proof, err := w.key.Proof(dpop.Claims{Method: method, URL: w.base + path, AccessToken: bearer, Nonce: w.nonce})
+			if err != nil {
+				return nil, err
+			}
+			req.Header.Set(dpop.Header, proof)
+			scheme = "DPoP "
+		}
+		if bearer != "" {
+			req.Header.Set("Authorization", scheme+bearer)
+		}
+		resp, err := w.c.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		out, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if n := resp.Header.Get(dpop.NonceHeader); n != "" {
+			w.nonce = n
+		}
+		if resp.StatusCode == want {
+			return out, nil
+		}
 		var p struct {
 			Code string `json:"code"`
 		}
 		json.Unmarshal(out, &p)
+		if prove && attempt == 0 && p.Code == "use_dpop_nonce" && w.nonce != "" {
+			continue // the nonce is new or rotated: once more with it
+		}
 		return nil, &statusError{status: resp.StatusCode, code: p.Code}
 	}
-	return out, nil
 }
 
 func randomHex(n int) string {
