@@ -95,21 +95,7 @@ func TestClientSingleFlightRefresh(t *testing.T) {
 	s.refreshes.Store(0)
 
 	hc := c.HTTPClient()
-	var wg sync.WaitGroup
-	for range 20 {
-		wg.Go(func() {
-			resp, err := hc.Get(s.srv.URL + "/v1/me")
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				t.Errorf("GET /v1/me: got %d, want 200", resp.StatusCode)
-			}
-		})
-	}
-	wg.Wait()
+	getAllOK(t, hc, s.srv.URL+"/v1/me", 20)
 	if got := s.refreshes.Load(); got != 1 {
 		t.Fatalf("refresh calls: got %d, want 1", got)
 	}
@@ -187,4 +173,25 @@ func TestClientResume(t *testing.T) {
 	if len(ss) != 1 || s.refreshes.Load() != 1 || c.Tokens().RefreshToken == saved {
 		t.Fatalf("got %d sessions, %d refreshes; want 1, 1 and a rotated RT", len(ss), s.refreshes.Load())
 	}
+}
+
+// getAllOK sends n concurrent GETs of url through hc and wants every one
+// answered 200.
+func getAllOK(t *testing.T, hc *http.Client, url string, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			resp, err := hc.Get(url)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("GET %s: got %d, want 200", url, resp.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -427,21 +427,7 @@ func TestClientDPoPSingleFlight(t *testing.T) {
 	}
 	time.Sleep(time.Until(c.Tokens().AccessExpiresAt))
 	hc := c.HTTPClient()
-	var wg sync.WaitGroup
-	for range 20 {
-		wg.Go(func() {
-			resp, err := hc.Get(a.srv.URL + "/v1/me")
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				t.Errorf("GET /v1/me: got %d, want 200", resp.StatusCode)
-			}
-		})
-	}
-	wg.Wait()
+	getAllOK(t, hc, a.srv.URL+"/v1/me", 20)
 	if n := a.refreshes.Load(); n != 1 {
 		t.Fatalf("refreshes: got %d, want 1", n)
 	}

@@ -153,21 +153,7 @@ func TestClientDPoPSessiondSingleFlight(t *testing.T) {
 	time.Sleep(time.Until(c.Tokens().AccessExpiresAt))
 	s.refreshes.Store(0)
 	hc := c.HTTPClient()
-	var wg sync.WaitGroup
-	for range 20 {
-		wg.Go(func() {
-			resp, err := hc.Get(s.srv.URL + "/v1/me")
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				t.Errorf("GET /v1/me: got %d, want 200", resp.StatusCode)
-			}
-		})
-	}
-	wg.Wait()
+	getAllOK(t, hc, s.srv.URL+"/v1/me", 20)
 	if got := s.refreshes.Load(); got != 1 {
 		t.Fatalf("refresh calls: got %d, want 1", got)
 	}
