@@ -47,6 +47,12 @@ dburl() { # a fresh database for $1
 	psql -q "$pg/test" -c "DROP DATABASE IF EXISTS bench_$1" -c "CREATE DATABASE bench_$1" >/dev/null
 	echo "$pg/bench_$1?sslmode=disable"
 }
+# PostgreSQL here runs with autovacuum off: each round starts from vacuumed
+# tables, so dead rows of earlier rounds do not tax later contenders.
+vacuum() { # database names
+	[ "$store" = postgres ] || return 0
+	for d in "$@"; do psql -q "$pg/bench_$d" -c "VACUUM ANALYZE" 2>/dev/null || true; done
+}
 start_sessiond() { # port name [binary]; the admin listener (/metrics) is on port+1000
 	SESSIOND_ADDR=127.0.0.1:$1 SESSIOND_PUBLIC_URL=http://127.0.0.1:$1 SESSIOND_ADMIN_ADDR=127.0.0.1:$(($1 + 1000)) SESSIOND_SIGNUP_RATE=1000000 SESSIOND_LOGIN_MAX_IP_FAILURES=1000000 SESSIOND_DATABASE_URL=$(dburl "$2") "${3:-$work/sessiond}" >"$work/$2.log" 2>&1 &
 	pids+=($!); echo $! >"$work/$2.pid"
@@ -72,6 +78,7 @@ wait_up 18180 healthz; sleep 0.5
 : >"$work/dpop.rps"; : >"$work/dpop.p99"
 : >"$work/sd.rps"; : >"$work/ref.rps"; : >"$work/sd.p99"; : >"$work/ref.p99"; : >"$work/base.rps"; : >"$work/base.p99"
 for r in $(seq "$rounds"); do
+	vacuum sd ref base
 	# Rotate who goes first, so no contender always follows the same one.
 	order=$(echo $ports | tr ' ' '\n' | awk -v r="$r" '{a[NR-1]=$0} END {for (i = 0; i < NR; i++) print a[(i + r) % NR]}')
 	for port in $order; do
@@ -98,6 +105,7 @@ fi
 # one hasher per core (the best raw rate) and, once, with 16 at once.
 : >"$work/login.rps"; : >"$work/argon.rps"; : >"$work/baselogin.rps"
 for r in $(seq "$rounds"); do
+	vacuum sd base
 	if [ -n "${BASELINE:-}" ]; then
 		bout=$(bench 18170 login 16)
 		echo "$bout" | jq -r .rps >>"$work/baselogin.rps"
