@@ -38,6 +38,10 @@ go test -race -count=1 "${race[@]}"
 # (cd js && npm ci) and /usr/bin/chromium are too.
 if command -v node >/dev/null 2>&1; then
 	node --test js/test/unit
+	# The shipped .d.ts type-checks under --strict, used as a page uses it.
+	if [ -x js/node_modules/.bin/tsc ]; then
+		js/node_modules/.bin/tsc -p js/test/types
+	fi
 	if [ -d js/node_modules/playwright-core ] && [ -x /usr/bin/chromium ]; then
 		tmp=$(mktemp -d)
 		trap 'rm -rf "$tmp"' EXIT
