@@ -107,8 +107,8 @@ type Service struct {
 	admin     adminDeps
 	accounts  Accounts
 	reauth    time.Duration
-	// forgotCost is how long a forgot request that mails takes, which one
-	// that mails no one waits out (account.go).
+	// forgotCost is how long forgot requests' own work takes, twice which
+	// each of them waits out, mailing or not (account.go).
 	forgotCost costEstimate
 	// requireVerified refuses logins to unconfirmed addresses and makes
 	// signup answer alike for new and existing ones.
