@@ -78,14 +78,21 @@ const deleteExpiredAccountTokens = `DELETE FROM account_tokens WHERE hash IN (
 
 // DeleteExpiredAccountTokens deletes one batch of tokens expired by now.
 func (db *DB) DeleteExpiredAccountTokens(ctx context.Context, now time.Time, limit int) (int, error) {
+	return db.deleteExpired(ctx, deleteExpiredAccountTokens, "delete expired account tokens", now, limit)
+}
+
+// deleteExpired runs one batch statement of the sweep, query taking the
+// cutoff ($1) and the batch size ($2), and returns how many rows it
+// touched; a limit below 1 touches none. op names it in errors.
+func (db *DB) deleteExpired(ctx context.Context, query, op string, now time.Time, limit int) (int, error) {
 	if limit < 1 {
 		return 0, nil
 	}
 	ctx, cancel := db.withTimeout(ctx)
 	defer cancel()
-	tag, err := db.exec(ctx, deleteExpiredAccountTokens, sessiond.Now(now), limit)
+	tag, err := db.exec(ctx, query, sessiond.Now(now), limit)
 	if err != nil {
-		return 0, storeError("delete expired account tokens", err)
+		return 0, storeError(op, err)
 	}
 	return int(tag.RowsAffected()), nil
 }

@@ -134,14 +134,5 @@ const deleteStaleAttempts = `DELETE FROM login_attempts WHERE key IN (
 // DeleteStaleAttempts deletes at most limit counters forgotten by now and
 // returns how many; a limit below 1 deletes nothing.
 func (db *DB) DeleteStaleAttempts(ctx context.Context, now time.Time, limit int) (int, error) {
-	if limit < 1 {
-		return 0, nil
-	}
-	ctx, cancel := db.withTimeout(ctx)
-	defer cancel()
-	tag, err := db.exec(ctx, deleteStaleAttempts, sessiond.Now(now), limit)
-	if err != nil {
-		return 0, storeError("delete stale attempts", err)
-	}
-	return int(tag.RowsAffected()), nil
+	return db.deleteExpired(ctx, deleteStaleAttempts, "delete stale attempts", now, limit)
 }

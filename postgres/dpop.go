@@ -32,14 +32,5 @@ const deleteExpiredDPoPProofs = `DELETE FROM dpop_proofs WHERE key IN (
 
 // DeleteExpiredDPoPProofs deletes at most limit proofs expired by now.
 func (db *DB) DeleteExpiredDPoPProofs(ctx context.Context, now time.Time, limit int) (int, error) {
-	if limit < 1 {
-		return 0, nil
-	}
-	ctx, cancel := db.withTimeout(ctx)
-	defer cancel()
-	tag, err := db.exec(ctx, deleteExpiredDPoPProofs, sessiond.Now(now), limit)
-	if err != nil {
-		return 0, storeError("delete expired dpop proofs", err)
-	}
-	return int(tag.RowsAffected()), nil
+	return db.deleteExpired(ctx, deleteExpiredDPoPProofs, "delete expired dpop proofs", now, limit)
 }

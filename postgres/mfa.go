@@ -188,14 +188,5 @@ const deleteExpiredMFAChallenges = `DELETE FROM mfa_challenges WHERE hash IN (
 // DeleteExpiredMFAChallenges deletes one batch of unfinished logins
 // expired by now.
 func (db *DB) DeleteExpiredMFAChallenges(ctx context.Context, now time.Time, limit int) (int, error) {
-	if limit < 1 {
-		return 0, nil
-	}
-	ctx, cancel := db.withTimeout(ctx)
-	defer cancel()
-	tag, err := db.exec(ctx, deleteExpiredMFAChallenges, sessiond.Now(now), limit)
-	if err != nil {
-		return 0, storeError("delete expired mfa challenges", err)
-	}
-	return int(tag.RowsAffected()), nil
+	return db.deleteExpired(ctx, deleteExpiredMFAChallenges, "delete expired mfa challenges", now, limit)
 }

@@ -210,16 +210,7 @@ AND status = 'pending' AND (lease_until IS NULL OR lease_until <= $1)`
 
 // ExpireOutbox fails at most limit pending messages expired by now.
 func (db *DB) ExpireOutbox(ctx context.Context, now time.Time, limit int) (int, error) {
-	if limit < 1 {
-		return 0, nil
-	}
-	ctx, cancel := db.withTimeout(ctx)
-	defer cancel()
-	tag, err := db.exec(ctx, expireOutbox, sessiond.Now(now), limit)
-	if err != nil {
-		return 0, storeError("expire outbox", err)
-	}
-	return int(tag.RowsAffected()), nil
+	return db.deleteExpired(ctx, expireOutbox, "expire outbox", now, limit)
 }
 
 // InsertEvent stores e.

@@ -160,14 +160,5 @@ const deleteExpiredPasskeyChallenges = `DELETE FROM passkey_challenges WHERE id 
 // DeleteExpiredPasskeyChallenges deletes one batch of challenges expired
 // by now.
 func (db *DB) DeleteExpiredPasskeyChallenges(ctx context.Context, now time.Time, limit int) (int, error) {
-	if limit < 1 {
-		return 0, nil
-	}
-	ctx, cancel := db.withTimeout(ctx)
-	defer cancel()
-	tag, err := db.exec(ctx, deleteExpiredPasskeyChallenges, sessiond.Now(now), limit)
-	if err != nil {
-		return 0, storeError("delete expired passkey challenges", err)
-	}
-	return int(tag.RowsAffected()), nil
+	return db.deleteExpired(ctx, deleteExpiredPasskeyChallenges, "delete expired passkey challenges", now, limit)
 }
