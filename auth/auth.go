@@ -520,7 +520,7 @@ func (s *Service) Refresh(ctx context.Context, rt string, proof sessiond.DPoPPro
 	if err != nil {
 		return nil, err
 	}
-	if a.DPoPJKT, err = s.refreshKey(ctx, proof); err != nil {
+	if a.DPoPJKT, err = s.proofKey(ctx, proof); err != nil {
 		return nil, err
 	}
 	now := s.now()
@@ -580,7 +580,7 @@ func (s *Service) LogoutRefresh(ctx context.Context, rt string, proof sessiond.D
 	if err != nil {
 		return err
 	}
-	if a.DPoPJKT, err = s.refreshKey(ctx, proof); err != nil {
+	if a.DPoPJKT, err = s.proofKey(ctx, proof); err != nil {
 		return err
 	}
 	return EndSessionByRefresh(ctx, s.store, a, s.now(), s.policy, Origin{})

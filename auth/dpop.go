@@ -49,9 +49,7 @@ func (s *Service) acceptProof(ctx context.Context, p sessiond.DPoPProof, at stri
 		return nil, proofError(err)
 	}
 	key := proof.ReplayKey()
-	// Remembered a little past the window, for an instance whose clock
-	// runs behind the one that accepted it.
-	fresh, err := s.store.AcceptDPoPProof(ctx, key[:], proof.Expires().Add(dpop.Leeway))
+	fresh, err := s.store.AcceptDPoPProof(ctx, key[:], proof.Expires())
 	if err != nil {
 		return nil, err
 	}
@@ -88,17 +86,14 @@ func (s *Service) bindingKey(ctx context.Context, c sessiond.ClientInfo) (string
 			return "", errDPoPRequired
 		}
 	}
-	p, err := s.acceptProof(ctx, c.DPoP, "")
-	if err != nil || p == nil {
-		return "", err
-	}
-	return p.Thumbprint, nil
+	return s.proofKey(ctx, c.DPoP)
 }
 
-// refreshKey is the thumbprint of the proof that came with a refresh or a
-// logout by refresh token; "" for none. A proof is checked even when the
-// session turns out unbound, and then binds nothing.
-func (s *Service) refreshKey(ctx context.Context, p sessiond.DPoPProof) (string, error) {
+// proofKey is the thumbprint of the request's proof, verified and
+// recorded; "" for none. On a refresh or a logout by refresh token a proof
+// is checked even when the session turns out unbound, and then binds
+// nothing.
+func (s *Service) proofKey(ctx context.Context, p sessiond.DPoPProof) (string, error) {
 	proof, err := s.acceptProof(ctx, p, "")
 	if err != nil || proof == nil {
 		return "", err

@@ -124,9 +124,10 @@ func (p *Proof) ReplayKey() [32]byte {
 	return sha256.Sum256([]byte(p.Thumbprint + "." + p.ID))
 }
 
-// Expires is when the proof stops being acceptable at all, so when its
-// "jti" need no longer be remembered.
-func (p *Proof) Expires() time.Time { return p.IssuedAt.Add(Window) }
+// Expires is when the proof's "jti" need no longer be remembered: the
+// proof stops being acceptable a Window after its "iat", and Leeway more
+// covers a verifier whose clock runs behind the one that accepted it.
+func (p *Proof) Expires() time.Time { return p.IssuedAt.Add(Window + Leeway) }
 
 // FromRequest returns the request's proof: "" when it has none, an error
 // when it has more than one DPoP header (RFC 9449 §4.3, check 1).

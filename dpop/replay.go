@@ -30,7 +30,7 @@ func NewReplayCache(max int) *ReplayCache {
 // Accept records p at now and reports whether it is new. False means a
 // replay, or a full cache.
 func (c *ReplayCache) Accept(p *Proof, now time.Time) bool {
-	key, exp := p.ReplayKey(), p.Expires().Add(Leeway)
+	key, exp := p.ReplayKey(), p.Expires()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.next.IsZero() && !now.Before(c.next) {
